@@ -1,0 +1,38 @@
+# slmstudy — two commands do everything: `make study` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.slmstudy-installed
+PARAMS ?= default
+
+.PHONY: setup study test test-fast lock clean-cache models
+
+setup: $(STAMP)
+
+$(STAMP): requirements/cpu.lock.txt pyproject.toml scripts/setup_env.sh
+	VENV=$(VENV) bash scripts/setup_env.sh
+	touch $(STAMP)
+
+## models: derive the embedded model's artifacts (GGUF, HF safetensors, ONNX int4) into the cache
+models: setup
+	$(PY) -m slmstudy.cli prepare
+
+## study: run every notebook with params/$(PARAMS)/ and write build/report/index.html
+study: setup
+	$(PY) -m slmstudy.cli run --params $(PARAMS)
+
+## test: the whole test suite (unit + engines on the embedded model + notebooks with smoke params)
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+## lock: re-freeze the environment after changing requirements/base.in
+lock: setup
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^torch==' | \
+	  (echo "# Fully pinned CPU environment (pip freeze of a working install; installed with --no-deps)."; \
+	   echo "# Regenerate: make lock. Direct requirements and why: requirements/base.in"; cat) > requirements/cpu.lock.txt
+
+clean-cache:
+	rm -rf build/cache

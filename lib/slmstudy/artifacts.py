@@ -1,0 +1,306 @@
+"""Artifact pipeline: from one GGUF derive, once, the forms each engine loads.
+
+    <cache>/<model>/gguf/model.gguf       the GGUF itself (copied, hash-checked)
+    <cache>/<model>/hf/                   HF safetensors folder (dequantized by transformers)
+    <cache>/<model>/onnx-int4-cpu/        onnxruntime-genai int4 folder (its model builder)
+
+Each folder holds `artifact.json` (sha256, source sha256, tool versions, size on disk). A folder
+is built under a temporary name and renamed into place only when complete, and builds take a
+file lock, so an interrupted or concurrent run never leaves a half-written artifact that looks
+finished. `SLMSTUDY_CACHE` moves the cache (default: build/cache in the repo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorruptModelError, ModelNotFoundError, StudyError
+from .models import EMBEDDED_KEY, Architecture, embedded_gguf_path
+from .paths import cache_dir
+from .provenance import package_versions, sha256_file
+
+MANIFEST = "artifact.json"
+FORMATS = ("gguf", "hf", "onnx")
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    """Paths of one model's derived forms, each with its manifest."""
+
+    key: str
+    gguf: Path
+    hf: Path
+    onnx: Path
+
+    def manifests(self) -> dict[str, dict]:
+        out = {}
+        for name, p in (("gguf", self.gguf.parent), ("hf", self.hf), ("onnx", self.onnx)):
+            m = p / MANIFEST
+            if m.is_file():
+                out[name] = json.loads(m.read_text())
+        return out
+
+    def path_for(self, engine: str) -> Path:
+        return {"transformers": self.hf, "vllm": self.hf, "llamacpp": self.gguf,
+                "ortgenai": self.onnx}[engine]
+
+
+# ---------------------------------------------------------------- GGUF inspection
+
+
+def check_gguf(path: str | os.PathLike) -> "object":
+    """Open a GGUF with gguf-py's reader; a clear error when it is missing or corrupt."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelNotFoundError(
+            f"GGUF file not found at {p}; check the path (models.<name>.path in params) or use "
+            "the embedded default model."
+        )
+    with open(p, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise CorruptModelError(
+            f"{p} is not a GGUF file (first bytes {magic!r}, expected b'GGUF'); the file is corrupt "
+            "or of another format. Re-download or re-export it (e.g. llama.cpp's "
+            "convert_hf_to_gguf.py)."
+        )
+    from gguf import GGUFReader
+
+    try:
+        return GGUFReader(str(p))
+    except Exception as e:  # gguf raises ValueError/IndexError/struct errors on truncation
+        raise CorruptModelError(
+            f"{p} starts like a GGUF but cannot be parsed ({type(e).__name__}: {e}); it is "
+            "truncated or corrupt. Re-download or re-export it."
+        ) from e
+
+
+def _field(reader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    val = f.parts[f.data[0]]
+    if f.types and f.types[0].name == "STRING":
+        return bytes(val).decode("utf-8")
+    return val.tolist()[0] if hasattr(val, "tolist") else val
+
+
+_GGUF_TO_HF = {"llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"),
+               "phi3": ("phi3", "Phi3ForCausalLM"), "mistral": ("mistral", "MistralForCausalLM")}
+
+
+def gguf_architecture(path: str | os.PathLike) -> Architecture:
+    """Architecture from GGUF metadata (llama.cpp key names)."""
+    r = check_gguf(path)
+    arch = _field(r, "general.architecture")
+    if arch not in _GGUF_TO_HF:
+        raise StudyError(f"GGUF architecture {arch!r} is not supported here; supported: "
+                         f"{', '.join(_GGUF_TO_HF)}")
+    mt, hf_arch = _GGUF_TO_HF[arch]
+    tokens = r.fields.get("tokenizer.ggml.tokens")
+    vocab = _field(r, f"{arch}.vocab_size") or (len(tokens.data) if tokens else None)
+    heads = int(_field(r, f"{arch}.attention.head_count"))
+    return Architecture(
+        model_type=mt, hf_architecture=hf_arch,
+        hidden_size=int(_field(r, f"{arch}.embedding_length")),
+        intermediate_size=int(_field(r, f"{arch}.feed_forward_length")),
+        num_hidden_layers=int(_field(r, f"{arch}.block_count")),
+        num_attention_heads=heads,
+        num_key_value_heads=int(_field(r, f"{arch}.attention.head_count_kv", heads)),
+        vocab_size=int(vocab),
+        max_position_embeddings=int(_field(r, f"{arch}.context_length")),
+        rope_theta=float(_field(r, f"{arch}.rope.freq_base", 10000.0)),
+        rms_norm_eps=float(_field(r, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
+        tie_word_embeddings=not any(t.name == "output.weight" for t in r.tensors),
+        attention_bias=any(t.name.endswith("attn_q.bias") for t in r.tensors),
+    )
+
+
+# ---------------------------------------------------------------- build helpers
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def dir_sha256(path: Path) -> str:
+    """sha256 over (relative name, file sha256) of every file but the manifest, sorted."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(target: Path):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file()
+
+
+def _write_manifest(folder: Path, kind: str, source: Path | None, source_sha: str | None,
+                    sha: str, tools: dict) -> dict:
+    manifest = {
+        "kind": kind,
+        "sha256": sha,
+        "source": str(source) if source else None,
+        "source_sha256": source_sha,
+        "size_bytes": dir_size(folder),
+        "tools": tools,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _build_atomically(final: Path, build_fn) -> None:
+    """Run build_fn(tmp_dir) then rename tmp_dir → final. Stale temp dirs are removed first."""
+    for stale in final.parent.glob(f"{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if final.exists() and not _is_complete(final):
+        shutil.rmtree(final)  # half-written by a run that died before the rename existed
+    tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    try:
+        build_fn(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------- the three forms
+
+
+def build_gguf(src: Path, folder: Path) -> Path:
+    """Copy the source GGUF into the cache with a manifest (source hash checked after copy)."""
+    target = folder / "model.gguf"
+    with _locked(folder):
+        if _is_complete(folder):
+            return target
+        check_gguf(src)
+        src_sha = sha256_file(src)
+
+        def build(tmp: Path):
+            shutil.copyfile(src, tmp / "model.gguf")
+            sha = sha256_file(tmp / "model.gguf")
+            if sha != src_sha:
+                raise CorruptModelError(f"copy of {src} changed while copying; retry")
+            _write_manifest(tmp, "gguf", src, src_sha, sha, package_versions(("gguf",)))
+
+        _build_atomically(folder, build)
+    return target
+
+
+def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
+    """Dequantize a GGUF into an HF safetensors folder with transformers' GGUF loader."""
+    with _locked(folder):
+        if _is_complete(folder):
+            return folder
+
+        def build(tmp: Path):
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf_file.parent, gguf_file=gguf_file.name, dtype=getattr(torch, dtype))
+            # GGUF weights arrive dequantized; drop the GGUF quantizer marker so the folder is a
+            # plain safetensors checkpoint that every engine loads.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            gen_cfg = tmp / "generation_config.json"
+            if gen_cfg.is_file():  # greedy by default; the study sets sampling explicitly
+                cfg = json.loads(gen_cfg.read_text())
+                for k in ("temperature", "top_p", "top_k", "do_sample"):
+                    cfg.pop(k, None)
+                gen_cfg.write_text(json.dumps(cfg, indent=2))
+            _write_manifest(tmp, "hf-safetensors", gguf_file, sha256_file(gguf_file),
+                            dir_sha256(tmp),
+                            {**package_versions(("transformers", "torch", "gguf")), "dtype": dtype})
+
+        _build_atomically(folder, build)
+    return folder
+
+
+def build_onnx(hf_folder: Path, folder: Path, precision: str = "int4",
+               execution_provider: str = "cpu", log=None) -> Path:
+    """Run onnxruntime-genai's model builder on an HF folder (int4 for CPU by default)."""
+    with _locked(folder):
+        if _is_complete(folder):
+            return folder
+
+        def build(tmp: Path):
+            work = tmp.parent / f".{tmp.name}-work"
+            shutil.rmtree(work, ignore_errors=True)
+            cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_folder),
+                   "-o", str(tmp), "-p", precision, "-e", execution_provider, "-c", str(work)]
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            shutil.rmtree(work, ignore_errors=True)
+            (tmp.parent / f"{folder.name}.builder.log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                raise StudyError(
+                    f"onnxruntime-genai model builder failed (exit {proc.returncode}) on "
+                    f"{hf_folder}; last output:\n{(proc.stdout + proc.stderr)[-2000:]}")
+            src_manifest = json.loads((hf_folder / MANIFEST).read_text()) \
+                if (hf_folder / MANIFEST).is_file() else {}
+            _write_manifest(tmp, f"onnx-{precision}-{execution_provider}", hf_folder,
+                            src_manifest.get("sha256"), dir_sha256(tmp),
+                            package_versions(("onnxruntime-genai", "onnxruntime", "onnx")))
+
+        _build_atomically(folder, build)
+    return folder
+
+
+def prepare(key: str = EMBEDDED_KEY, gguf_source: str | os.PathLike | None = None,
+            formats=FORMATS, progress: bool = True) -> ModelArtifacts:
+    """Derive (once) the forms of a GGUF model into the cache; returns their paths.
+
+    `gguf_source` defaults to the embedded SmolLM2 GGUF. Idempotent: completed artifacts are
+    reused; a rerun after an interruption rebuilds only what is missing.
+    """
+    from tqdm.auto import tqdm
+
+    src = Path(gguf_source) if gguf_source else embedded_gguf_path()
+    root = cache_dir() / key
+    arts = ModelArtifacts(key=key, gguf=root / "gguf" / "model.gguf", hf=root / "hf",
+                          onnx=root / "onnx-int4-cpu")
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise StudyError(f"unknown artifact formats {sorted(unknown)}; choose from {FORMATS}")
+    steps = ["gguf"] + [f for f in ("hf", "onnx") if f in formats]
+    if "onnx" in steps and "hf" not in steps:
+        steps.insert(1, "hf")
+    bar = tqdm(steps, desc=f"artifacts {key}", disable=not progress, unit="form")
+    for step in bar:
+        bar.set_postfix_str(step)
+        if step == "gguf":
+            build_gguf(src, arts.gguf.parent)
+        elif step == "hf":
+            build_hf(arts.gguf, arts.hf)
+        elif step == "onnx":
+            build_onnx(arts.hf, arts.onnx)
+    return arts

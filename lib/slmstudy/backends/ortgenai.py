@@ -1,0 +1,55 @@
+"""onnxruntime-genai: an ONNX folder made by its model builder (int4 on CPU by default)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from ..errors import ModelNotFoundError
+from .base import Backend, GenRequest
+
+
+class OrtGenAIBackend(Backend):
+    """Options: none required; the execution provider comes from the folder's genai_config.json."""
+
+    name = "ortgenai"
+
+    def _load(self) -> None:
+        if not (self.model_path / "genai_config.json").is_file():
+            raise ModelNotFoundError(
+                f"onnxruntime-genai needs a folder with genai_config.json; not found in "
+                f"{self.model_path}. Build one with slmstudy.artifacts.prepare() (model builder).")
+        import onnxruntime_genai as og
+
+        self.og = og
+        self.model = og.Model(str(self.model_path))
+        self.tokenizer = None if self.replica else og.Tokenizer(self.model)
+
+    def decode(self, ids):
+        return self.tokenizer.decode(ids) if self.tokenizer else ""
+
+    def _stream(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        import numpy as np
+
+        og = self.og
+        params = og.GeneratorParams(self.model)
+        total = len(req.prompt_ids) + req.max_tokens
+        opts = dict(max_length=total, do_sample=req.temperature > 0, random_seed=req.seed)
+        if req.force_length:
+            opts["min_length"] = total
+        if req.temperature > 0:
+            opts.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
+        params.set_search_options(**opts)
+        gen = og.Generator(self.model, params)
+        gen.append_tokens(np.asarray([req.prompt_ids], dtype=np.int32))
+        n = 0
+        while not gen.is_done() and n < req.max_tokens:
+            gen.generate_next_token()
+            tok = int(gen.get_next_tokens()[0])
+            n += 1
+            yield tok, time.perf_counter_ns()
+        del gen
+
+    def _close(self):
+        self.model = None
+        self.tokenizer = None

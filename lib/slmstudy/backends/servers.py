@@ -1,0 +1,310 @@
+"""OpenAI-compatible servers (`vllm serve`, `llama_cpp.server`) managed from Python.
+
+    with LlamaCppServer(gguf_path) as srv:          # free port on 127.0.0.1, waits until ready
+        gen = srv.client().chat_stream("What is 2+2?", max_tokens=16)
+
+The server runs in its own process group with logs captured to a file; leaving the `with` block
+(normally or by an exception) terminates the whole group, then kills what is left. The child is
+also asked to die with its parent (PR_SET_PDEATHSIG), so a SIGKILLed study leaves no server.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from ..errors import ServerError, StudyError
+from .base import GenRequest, Generation
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _die_with_parent():  # runs in the child between fork and exec
+    os.setsid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class ManagedServer:
+    """Base: start a command, probe `/v1/models` until ready, tear the group down on exit."""
+
+    name = "server"
+
+    def __init__(self, *, port: int | None = None, ready_timeout_s: float = 300.0,
+                 log_dir: str | os.PathLike | None = None, model_name: str = "model",
+                 env: dict | None = None):
+        if port is not None and port_in_use(port):
+            raise ServerError(f"port {port} on {HOST} is already in use; pick another port or "
+                              "leave `port` unset to get a free one")
+        self.port = port or free_port()
+        self.ready_timeout_s = ready_timeout_s
+        self.model_name = model_name
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix=f"slm-{self.name}-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"{self.name}-{self.port}.log"
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.pids: set[int] = set()
+        self.ready_s: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    # -- lifecycle
+    def start(self) -> "ManagedServer":
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "PYTHONUNBUFFERED": "1", **self.env}
+        self._log = open(self.log_path, "wb")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        self.pids.add(self.proc.pid)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_s = time.perf_counter() - t0
+        self._collect_pids()
+        return self
+
+    def _collect_pids(self):
+        try:
+            self.pids.update(c.pid for c in psutil.Process(self.proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+
+    def _wait_ready(self):
+        import httpx
+
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with code {self.proc.returncode} before becoming ready; "
+                    f"last log lines ({self.log_path}):\n{self.log_tail()}")
+            try:
+                r = httpx.get(f"{self.base_url}/v1/models", timeout=2.0)
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            self._collect_pids()
+            time.sleep(0.5)
+        raise ServerError(
+            f"{self.name} did not become ready on {self.base_url} within {self.ready_timeout_s:.0f} s "
+            f"(no 200 from /v1/models); raise ready_timeout_s or read {self.log_path}:\n"
+            f"{self.log_tail()}")
+
+    def log_tail(self, n: int = 25) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the process group, wait, then SIGKILL every process still alive."""
+        if self.proc is None:
+            return
+        self._collect_pids()
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in list(self.pids):
+            try:
+                p = psutil.Process(pid)
+                p.kill()
+                p.wait(timeout=5)
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=5)
+        self._log.close()
+
+    def alive_pids(self) -> list[int]:
+        out = []
+        for pid in self.pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    out.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def client(self) -> "OpenAIStreamClient":
+        return OpenAIStreamClient(self.base_url, self.model_name, engine=f"{self.name}-http")
+
+
+class LlamaCppServer(ManagedServer):
+    name = "llamacpp-server"
+
+    def __init__(self, gguf_path, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, **kw):
+        super().__init__(**kw)
+        from ..artifacts import check_gguf
+
+        check_gguf(gguf_path)
+        self.gguf_path = Path(gguf_path)
+        self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
+
+    def command(self):
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf_path),
+               "--host", HOST, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+               "--model_alias", self.model_name, "--n_gpu_layers", str(self.n_gpu_layers)]
+        if self.n_threads:
+            cmd += ["--n_threads", str(self.n_threads)]
+        return cmd
+
+
+class VLLMServer(ManagedServer):
+    name = "vllm-server"
+
+    def __init__(self, model_dir, *, dtype: str = "auto", max_model_len: int = 2048,
+                 gpu_memory_utilization: float = 0.3, enforce_eager: bool = True,
+                 random_weights: bool = False, extra_args: list[str] | None = None, **kw):
+        kw.setdefault("env", {"VLLM_CPU_KVCACHE_SPACE": "2"})
+        super().__init__(**kw)
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / "config.json").is_file():
+            raise StudyError(f"vllm serve needs an HF folder with config.json; none in {model_dir}")
+        self.args = ["--dtype", dtype, "--max-model-len", str(max_model_len),
+                     "--gpu-memory-utilization", str(gpu_memory_utilization)]
+        if enforce_eager:
+            self.args.append("--enforce-eager")
+        if random_weights:
+            self.args += ["--load-format", "dummy"]
+        self.args += extra_args or []
+
+    def command(self):
+        vllm_bin = Path(sys.executable).parent / "vllm"
+        exe = [str(vllm_bin)] if vllm_bin.exists() else [sys.executable, "-m",
+                                                         "vllm.entrypoints.cli.main"]
+        return exe + ["serve", str(self.model_dir), "--host", HOST, "--port", str(self.port),
+                      "--served-model-name", self.model_name, "--disable-log-stats",
+                      *self.args]
+
+
+class OpenAIStreamClient:
+    """Streams chat or completions over HTTP and returns the study's Generation records.
+
+    Token arrival = arrival of each SSE chunk that carries generated text (role-only chunks do not
+    count). The exact completion token count comes from the server's `usage` block.
+    """
+
+    def __init__(self, base_url: str, model: str, engine: str = "http", timeout_s: float = 600):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.engine = engine
+        self.timeout_s = timeout_s
+
+    def models(self) -> list[str]:
+        import httpx
+
+        r = httpx.get(f"{self.base_url}/v1/models", timeout=10)
+        r.raise_for_status()
+        return [m["id"] for m in r.json()["data"]]
+
+    def _stream(self, path: str, body: dict, prompt_ids: list[int], req: GenRequest) -> Generation:
+        import httpx
+
+        body = {**body, "model": self.model, "stream": True,
+                "stream_options": {"include_usage": True}}
+        chunks_t, pieces, ids, usage, finish = [], [], [], None, None
+        t_send = time.perf_counter_ns()
+        with httpx.stream("POST", f"{self.base_url}{path}", json=body,
+                          timeout=self.timeout_s) as r:
+            if r.status_code != 200:
+                r.read()
+                raise ServerError(f"{path} returned HTTP {r.status_code}: {r.text[:500]}")
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                t = time.perf_counter_ns()
+                obj = json.loads(data)
+                if obj.get("usage"):
+                    usage = obj["usage"]
+                for ch in obj.get("choices") or []:
+                    text = ch.get("text")
+                    if text is None:
+                        text = (ch.get("delta") or {}).get("content")
+                    tok_ids = ch.get("token_ids") or []
+                    if text or tok_ids:
+                        chunks_t.append(t)
+                        pieces.append(text or "")
+                        ids.extend(tok_ids)
+                    finish = ch.get("finish_reason") or finish
+        n = (usage or {}).get("completion_tokens")
+        return Generation(
+            engine=self.engine, model=self.model, prompt_ids=list(prompt_ids), output_ids=ids,
+            text="".join(pieces), t_send_ns=t_send, token_times_ns=chunks_t,
+            finish_reason=finish or "?", forced_length=req.max_tokens if req.force_length else None,
+            request_id=req.request_id,
+            engine_timings={"usage": usage, "n_chunks": len(chunks_t), "completion_tokens": n},
+        )
+
+    def completion_stream(self, req: GenRequest, extra: dict | None = None) -> Generation:
+        """Completions with the prompt as token ids (same ids as the in-process engines)."""
+        body = {"prompt": list(req.prompt_ids), "max_tokens": req.max_tokens,
+                "temperature": req.temperature, "seed": req.seed}
+        if req.force_length:
+            body.update(min_tokens=req.max_tokens, ignore_eos=True)
+        body.update(extra or {})
+        return self._stream("/v1/completions", body, req.prompt_ids, req)
+
+    def chat_stream(self, messages, *, max_tokens: int = 64, temperature: float = 0.0,
+                    extra: dict | None = None) -> Generation:
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        body = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        body.update(extra or {})
+        req = GenRequest(prompt_ids=[0], max_tokens=max_tokens, temperature=temperature)
+        g = self._stream("/v1/chat/completions", body, [], req)
+        return g

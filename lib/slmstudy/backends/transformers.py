@@ -1,0 +1,151 @@
+"""Hugging Face transformers (PyTorch), CPU or CUDA; eager, or static KV cache + torch.compile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from ..errors import ModelNotFoundError, StudyError
+from .base import Backend, GenRequest, Generation
+
+
+class _TimestampStreamer:
+    """A generate() streamer that timestamps each decoding step (the first put is the prompt)."""
+
+    def __init__(self):
+        self.steps: list[tuple[list[int], int]] = []
+        self._prompt_seen = False
+
+    def put(self, value):
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        t = time.perf_counter_ns()
+        self.steps.append((value.reshape(-1).tolist(), t))
+
+    def end(self):
+        pass
+
+
+class TransformersBackend(Backend):
+    """Options: dtype ("float32", "bfloat16", "float16", "auto"), device ("cpu"/"cuda"),
+    random_weights (replica from config.json), static_cache + compile (the documented fast path),
+    threads (torch intra-op threads)."""
+
+    name = "transformers"
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        opts = self.options
+        if not (self.model_path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"transformers needs an HF model folder with config.json; not found in "
+                f"{self.model_path}. Run slmstudy.artifacts.prepare() or point models.<name>.path "
+                "at a safetensors folder.")
+        if opts.get("threads"):
+            torch.set_num_threads(int(opts["threads"]))
+        dtype_name = opts.get("dtype", "float32")
+        dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
+        self.device = opts.get("device", "cuda" if torch.cuda.is_available() else "cpu")
+        if opts.get("random_weights"):
+            cfg = AutoConfig.from_pretrained(self.model_path)
+            torch.manual_seed(int(opts.get("seed", 0)))
+            with torch.device(self.device):
+                self.model = AutoModelForCausalLM.from_config(
+                    cfg, dtype=dtype if dtype != "auto" else torch.bfloat16)
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(
+                self.device)
+        self.model.eval()
+        self.tokenizer = None
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        except Exception:
+            if not self.replica:
+                raise
+        self.eos_ids = _eos_ids(self.model.generation_config)
+        if opts.get("compile"):
+            self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead",
+                                               fullgraph=True)
+
+    def n_params(self) -> int:
+        return self.model.num_parameters()
+
+    def decode(self, ids):
+        return self.tokenizer.decode(ids, skip_special_tokens=True) if self.tokenizer else ""
+
+    def _gen_kwargs(self, req: GenRequest) -> dict:
+        kw = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0,
+                  pad_token_id=self.eos_ids[0] if self.eos_ids else 0)
+        if req.temperature > 0:
+            kw.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)
+        if req.force_length:
+            kw["min_new_tokens"] = req.max_tokens
+        if self.options.get("static_cache"):
+            kw["cache_implementation"] = "static"
+        return kw
+
+    def _run(self, requests: list[GenRequest]):
+        import torch
+
+        pad = self.eos_ids[0] if self.eos_ids else 0
+        width = max(len(r.prompt_ids) for r in requests)
+        ids = torch.full((len(requests), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(requests):  # left padding
+            ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
+            mask[i, width - len(r.prompt_ids):] = 1
+        torch.manual_seed(requests[0].seed)
+        streamer = _TimestampStreamer()
+        t_send = time.perf_counter_ns()
+        with torch.inference_mode():
+            self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                streamer=streamer, **self._gen_kwargs(requests[0]))
+        return t_send, streamer.steps
+
+    def _split(self, requests, t_send, steps) -> list[Generation]:
+        out = []
+        for i, r in enumerate(requests):
+            ids, times, reason = [], [], "length"
+            for toks, t in steps:
+                ids.append(int(toks[i]))
+                times.append(t)
+                if not r.force_length and toks[i] in self.eos_ids:
+                    reason = "stop"
+                    break
+            out.append(self._finish(r, t_send, ids, times, finish_reason=reason))
+        return out
+
+    def _stream(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        # generate() runs to completion; tokens are yielded with the times they were produced.
+        t_send, steps = self._run([req])
+        for g in self._split([req], t_send, steps):
+            yield from zip(g.output_ids, g.token_times_ns)
+
+    def generate_one(self, req: GenRequest) -> Generation:
+        self._require_loaded()
+        return self._split([req], *self._run([req]))[0]
+
+    def _generate_batch(self, requests):
+        keys = {(r.max_tokens, r.force_length, r.temperature, r.top_p) for r in requests}
+        if len(keys) != 1:
+            raise StudyError("a transformers batch needs the same max_tokens/force_length/"
+                             "sampling settings for every request")
+        return self._split(requests, *self._run(requests))
+
+    def _close(self):
+        import gc
+
+        self.model = None
+        gc.collect()
+
+
+def _eos_ids(gen_cfg) -> list[int]:
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]

