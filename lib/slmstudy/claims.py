@@ -491,7 +491,8 @@ NOT_TESTABLE_REASONS: dict[str, str] = {
     "ttft_ms": "TTFT depends on prompt length, engine and compute; only a measurement on the same "
     "hardware can test it",
     "cpu_util_pct": "CPU utilisation is an observation of one run, not derivable from physics",
-    "benchmark_score": "a benchmark score needs an evaluation run of that benchmark with this model",
+    "benchmark_score": "a benchmark score needs an evaluation run of that benchmark with this model, "
+    "under the article's (unstated) prompt and scoring protocol",
     "rubric_score": "the article's own hand-scored prompts; its prompts, rubric and raters are not published",
     "relative_gain_pct": "an improvement against an unstated baseline",
     "throughput_gain_x": "a throughput ratio between engines under an unstated workload",
@@ -532,7 +533,7 @@ def judge_weights_size(claim: Claim, arch, hardware, ledger) -> Verdict:
         return Verdict(
             NOT_TESTABLE,
             f"the article states no precision; {format_claimed(claim)} is closest to {closest} "
-            f"({format_gb(closest_bytes)})",
+            f"({closest_bytes / 1e9:.2f} GB)",
             "none",
         )
     expected = weights_bytes(spec, claim.precision)
@@ -546,7 +547,7 @@ def judge_weights_size(claim: Claim, arch, hardware, ledger) -> Verdict:
     )
     if abs(diff) <= SIZE_REL_TOL:
         return Verdict(CONSISTENT, evidence, "arithmetic")
-    return Verdict(INCONSISTENT, evidence + f"; the claimed size fits {closest} ({format_gb(closest_bytes)}) instead", "arithmetic")
+    return Verdict(INCONSISTENT, evidence + f"; the claimed size fits {closest} ({closest_bytes / 1e9:.2f} GB) instead", "arithmetic")
 
 
 def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
@@ -569,7 +570,10 @@ def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
             notes.append("precision not stated; even 16-bit weights fit")
             precision = "bf16"
         else:
-            notes.append(f"precision not stated; checked at the most compact format, {precision}")
+            notes.append(
+                f"precision not stated; checked at the most compact known format, {precision} "
+                f"({PRECISIONS[precision].bits_per_weight:.3g} bits/weight)"
+            )
     w = weights_bytes(spec, precision)
     ratio = w / claimed
     what = {"vram_gb": "device memory in use", "min_vram_gb": "device memory requirement",
@@ -623,15 +627,20 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
         precision, assumed = claim.precision, ""
     else:
         precision = most_compact_precision(spec, bytes_read_per_token)
-        assumed = f"precision not stated; assuming the most compact format, {precision}; "
+        assumed = (
+            f"precision not stated; assuming the most compact known format, {precision} "
+            f"({PRECISIONS[precision].bits_per_weight:.3g} bits/weight); "
+        )
     per_token = bytes_read_per_token(spec, precision)
     if claim.hardware is None or claim.hardware not in hardware:
         need = claim.value * per_token / 1e9
         why = "no hardware stated" if claim.hardware is None else f"hardware {claim.hardware!r} not in the table"
+        fast_enough = [hw.name for hw in hardware.values() if hw.bandwidth_gb_s and hw.bandwidth_gb_s >= need]
         return Verdict(
             NOT_TESTABLE,
             f"{why}; {assumed}{format_claimed(claim)} at {precision} reads {format_gb(per_token)}/token "
-            f"and needs >= {need:.0f} GB/s of memory bandwidth",
+            f"and needs >= {need:.0f} GB/s of memory bandwidth; in the hardware table "
+            + (", ".join(fast_enough) + " would have it" if fast_enough else "none has it"),
             "none",
         )
     hw = hardware[claim.hardware]
@@ -763,6 +772,19 @@ RULES: dict[str, Callable[..., Verdict]] = {
     "cpu_cores": judge_datasheet,
 }
 RULES_WITHOUT_MODEL = ("e2e_s", "device_memory_gb", "cpu_cores")
+METRICS_WITHOUT_MODEL = RULES_WITHOUT_MODEL + ("throughput_gain_x",)
+
+
+def not_testable_reason(claim: Claim) -> str:
+    """Why a claim that no rule covers cannot be checked here, and how it could be."""
+    if claim.model is None and claim.metric not in METRICS_WITHOUT_MODEL:
+        return "the claim names no model of the registry" + (f" ({claim.note})" if claim.note else "")
+    if claim.metric == "benchmark_score" and claim.benchmark and re.match(r"a\d{3}_", claim.benchmark):
+        return "the article's own hand-picked questions, not a public benchmark"
+    reason = NOT_TESTABLE_REASONS.get(claim.metric, "no rule for this metric")
+    if claim.metric in ("benchmark_score", "load_s", "ttft_ms"):
+        reason += f"; comparable once measurements[{measurement_key(claim)!r}] is supplied"
+    return reason
 
 
 def judge_by_physics(
@@ -774,7 +796,7 @@ def judge_by_physics(
     """The verdict from arithmetic, the config, physics and datasheets alone (no measurements)."""
     rule = RULES.get(claim.metric)
     if rule is None:
-        return Verdict(NOT_TESTABLE, NOT_TESTABLE_REASONS.get(claim.metric, "no rule for this metric"), "none")
+        return Verdict(NOT_TESTABLE, not_testable_reason(claim), "none")
     if claim.metric not in RULES_WITHOUT_MODEL:
         missing = _no_model(claim, arch)
         if missing is not None:

@@ -1,0 +1,57 @@
+import json
+import os
+
+import pytest
+
+from slmstudy import artifacts
+from slmstudy.errors import CorruptModelError, ModelNotFoundError
+
+
+def test_manifests_record_hashes_sizes_tools(arts):
+    ms = arts.manifests()
+    assert set(ms) == {"gguf", "hf", "onnx"}
+    for name, m in ms.items():
+        assert len(m["sha256"]) == 64 and m["size_bytes"] > 1e6 and m["tools"], name
+    assert ms["hf"]["source_sha256"] == ms["gguf"]["sha256"]
+    assert ms["onnx"]["source_sha256"] == ms["hf"]["sha256"]
+    assert ms["gguf"]["sha256"] == artifacts.sha256_file(arts.gguf)
+    assert (arts.hf / "model.safetensors").is_file() and (arts.onnx / "genai_config.json").is_file()
+
+
+def test_prepare_is_idempotent(arts):
+    before = {p: os.stat(p).st_mtime_ns for p in (arts.gguf, arts.hf / "model.safetensors",
+                                                   arts.onnx / "model.onnx")}
+    again = artifacts.prepare(progress=False)
+    assert again == arts
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+
+
+def test_half_written_artifact_is_rebuilt(tmp_path, arts):
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    (folder / "model.gguf").write_bytes(b"GGUF-truncated")  # an interrupted copy: no manifest
+    (tmp_path / "gguf.tmp-99999").mkdir()  # a stale temp dir of a killed run
+    out = artifacts.build_gguf(arts.gguf, folder)
+    assert artifacts.sha256_file(out) == arts.manifests()["gguf"]["sha256"]
+    assert (folder / artifacts.MANIFEST).is_file()
+    assert not (tmp_path / "gguf.tmp-99999").exists()
+
+
+def test_corrupt_and_missing_gguf_errors(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(CorruptModelError, match="not a GGUF file"):
+        artifacts.check_gguf(bad)
+    trunc = tmp_path / "trunc.gguf"
+    trunc.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 20)
+    with pytest.raises(CorruptModelError, match="truncated or corrupt"):
+        artifacts.check_gguf(trunc)
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        artifacts.check_gguf(tmp_path / "missing.gguf")
+
+
+def test_gguf_architecture_matches_registry(arts):
+    from slmstudy.models import get_model
+
+    assert artifacts.gguf_architecture(arts.gguf).param_count() == \
+        get_model("smollm2_135m").arch.param_count()

@@ -1,0 +1,401 @@
+"""Claims ledger: the YAML files load and validate, and each rule gives the verdict its arithmetic says."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import slmstudy  # noqa: F401
+except ModuleNotFoundError:  # until the package is installed (pip install -e .)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from slmstudy import claims as C
+from slmstudy.paths import REPO_ROOT
+
+SEEDS_DIR = REPO_ROOT.parent / "shared" / "seeds"
+ARTICLES = ("000", "001", "002", "003", "004")
+
+# Architecture facts from each checkpoint's config.json (to be replaced by the model registry).
+# context_extended: Qwen2.5-7B-Instruct's model card documents 131,072 tokens with YaRN scaling.
+ARCH_TABLE = {
+    "qwen25_7b": dict(params=7_620_000_000, hidden=3584, vocab=152064, tied_embeddings=False, context=32768,
+                      context_extended=131072, layers=28, kv_heads=4, head_dim=128),
+    "qwen25_05b": dict(params=494_000_000, hidden=896, vocab=151936, tied_embeddings=True, context=32768,
+                       layers=24, kv_heads=2, head_dim=64),
+    "phi3_mini": dict(params=3_820_000_000, hidden=3072, vocab=32064, tied_embeddings=False, context=4096,
+                      layers=32, kv_heads=32, head_dim=96),
+    "llama3_8b": dict(params=8_030_000_000, hidden=4096, vocab=128256, tied_embeddings=False, context=8192,
+                      layers=32, kv_heads=8, head_dim=128),
+    "mistral_7b": dict(params=7_250_000_000, hidden=4096, vocab=32768, tied_embeddings=False, context=32768,
+                       layers=32, kv_heads=8, head_dim=128),
+    "smollm2_135m": dict(params=135_000_000, hidden=576, vocab=49152, tied_embeddings=True, context=8192,
+                         layers=30, kv_heads=3, head_dim=64),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def arch() -> dict[str, dict]:
+    return ARCH_TABLE
+
+
+@pytest.fixture(scope="module")
+def hardware() -> dict[str, C.Hardware]:
+    return C.load_hardware()
+
+
+@pytest.fixture(scope="module")
+def ledger(arch, hardware) -> list[C.Claim]:
+    return C.load_claims(model_keys=arch, hardware_keys=hardware)
+
+
+@pytest.fixture(scope="module")
+def verdicts(ledger, arch, hardware) -> dict[str, C.Verdict]:
+    return C.judge_all(ledger, arch, hardware)
+
+
+def make_claim(**fields) -> C.Claim:
+    """A synthetic claim with defaults for everything a rule does not look at."""
+    base = dict(
+        id="a000-t-test", article="000", section="t", quote="test", model="qwen25_7b", metric="params_b",
+        value=7.0, unit=None, precision=None, hardware=None, engine=None, benchmark=None,
+    )  # fmt: skip
+    base.update(fields)
+    if base["unit"] is None:
+        base["unit"] = C.METRIC_UNITS[base["metric"]]
+    return C.Claim.model_validate(base)
+
+
+def judged(claim: C.Claim, arch, hardware, measurements=None, ledger=None) -> C.Verdict:
+    return C.judge(claim, arch, hardware, measurements, ledger=ledger)
+
+
+# --- the data files ---------------------------------------------------------------------------
+
+
+def test_hardware_table_loads_with_sources(hardware):
+    assert {"rtx3060_12gb", "rtx4090d", "i5_1135g7", "xeon_w9_3495x"} <= set(hardware)
+    assert hardware["rtx3060_12gb"].bandwidth_gb_s == 360
+    assert hardware["rtx3060_12gb"].memory_gb == 12
+    assert all(hw.source.strip() for hw in hardware.values())
+    assert all(hw.bandwidth_basis for hw in hardware.values() if hw.bandwidth_gb_s is not None)
+
+
+def test_ledger_has_at_least_30_claims_across_all_five_articles(ledger):
+    assert len(ledger) >= 30
+    per_article = {a: sum(c.article == a for c in ledger) for a in ARTICLES}
+    assert all(n >= 3 for n in per_article.values()), per_article
+    assert len({c.id for c in ledger}) == len(ledger)
+
+
+@pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason=f"seed articles not found at {SEEDS_DIR}")
+def test_every_quote_is_verbatim_in_its_article(ledger):
+    texts = {}
+    for article in ARTICLES:
+        (path,) = SEEDS_DIR.glob(f"{article}_*.txt")
+        texts[article] = path.read_text(encoding="utf-8")
+    missing = [c.id for c in ledger if c.quote not in texts[c.article]]
+    assert missing == []
+
+
+def test_every_claim_gets_one_of_the_four_verdicts_with_evidence(ledger, verdicts):
+    assert set(verdicts) == {c.id for c in ledger}
+    for claim_id, v in verdicts.items():
+        assert v.verdict in C.VERDICTS, claim_id
+        assert v.evidence.strip(), claim_id
+
+
+def test_at_least_five_claims_are_decided_by_physics_or_arithmetic_alone(verdicts):
+    decided = [v for v in verdicts.values() if v.verdict != C.NOT_TESTABLE and v.basis != "measurement"]
+    assert len(decided) >= 5
+    counts = C.verdict_counts(verdicts)
+    assert counts[C.IMPOSSIBLE] >= 1 and counts[C.INCONSISTENT] >= 1 and counts[C.CONSISTENT] >= 1
+    assert sum(counts.values()) == len(verdicts)
+
+
+@pytest.mark.parametrize(
+    "claim_id, expected",
+    [
+        ("a000-1.1-qwen7b-fp16-gb", C.INCONSISTENT),  # 28 GB "FP16" = fp32 size; fp16 is 15.2 GB
+        ("a000-1.1-qwen7b-q4km-gb", C.CONSISTENT),  # 4 GB vs 4.62 GB
+        ("a000-1.1-qwen7b-3060-toks", C.IMPOSSIBLE),  # >100 tok/s vs 84 tok/s roofline
+        ("a001-2.2-phi3-params", C.INCONSISTENT),  # 3.8亿 = 0.38B vs 3.82B
+        ("a001-3.1-phi3-fp16-gb", C.INCONSISTENT),  # 0.75 GB vs 7.64 GB
+        ("a001-3.2-qwen05b-toks", C.CONSISTENT),  # 48.6 of 228 tok/s on the i5
+        ("a001-3.2-phi3-toks", C.IMPOSSIBLE),  # 39.2 > 32.8 tok/s even at 4-bit
+        ("a001-3.2-qwen05b-e2e", C.CONSISTENT),  # only with tokens/s = N / total time
+        ("a002-3.6-qwen7b-vram", C.IMPOSSIBLE),  # 11.2 GB for 15.2 GB of fp16 weights
+        ("a002-3.6-qwen7b-toks", C.NOT_TESTABLE),  # no hardware stated
+        ("a002-4.1-llama3-3060-toks", C.CONSISTENT),
+        ("a003-1.1-qwen7b-context", C.INCONSISTENT),  # 8192 vs 32768 / 131072
+        ("a003-2.1-xeon-cores", C.CONSISTENT),
+        ("a003-3.5-phi3-fp16-gb", C.INCONSISTENT),  # 2.2 GB FP16 for 3.82B params
+        ("a004-2.1-qwen7b-q4km-vram", C.INCONSISTENT),  # 4 GB for 4.62 GB of weights
+        ("a004-3.4-qwen7b-toks", C.IMPOSSIBLE),  # AWQ on RTX 3060: 80 tok/s roofline
+        ("a004-3.4-qwen7b-context", C.IMPOSSIBLE),  # 5.6 GB weights + 7.5 GB KV > 12 GB
+        ("a004-4.2-llama3-13b-math3", C.NOT_TESTABLE),  # no such model
+    ],
+)
+def test_ledger_verdicts(verdicts, claim_id, expected):
+    assert verdicts[claim_id].verdict == expected, verdicts[claim_id].evidence
+
+
+# --- physics and arithmetic -------------------------------------------------------------------
+
+
+def test_weights_bytes_is_params_times_bytes_per_param(arch):
+    qwen7b = C.arch_spec(arch, "qwen25_7b")
+    assert C.weights_bytes(qwen7b, "bf16") == pytest.approx(7.62e9 * 2)
+    assert C.weights_bytes(qwen7b, "q4_k_m") == pytest.approx(7.62e9 * 4.85 / 8)
+    # AWQ keeps the two 152064 x 3584 embedding matrices in fp16
+    embeddings = 2 * 152064 * 3584
+    assert C.weights_bytes(qwen7b, "awq") == pytest.approx((7.62e9 - embeddings) * 4.15625 / 8 + embeddings * 2)
+
+
+def test_bytes_read_per_token_skips_the_input_embedding_unless_tied(arch):
+    qwen7b = C.arch_spec(arch, "qwen25_7b")
+    assert C.bytes_read_per_token(qwen7b, "bf16") == pytest.approx((7.62e9 - 152064 * 3584) * 2)
+    qwen05b = C.arch_spec(arch, "qwen25_05b")  # tied: the shared matrix is read once, as the output layer
+    assert C.bytes_read_per_token(qwen05b, "bf16") == pytest.approx(C.weights_bytes(qwen05b, "bf16"))
+
+
+def test_roofline_and_kv_cache(arch):
+    qwen7b = C.arch_spec(arch, "qwen25_7b")
+    assert C.roofline_tok_s(360, C.bytes_read_per_token(qwen7b, "q4_k_m")) == pytest.approx(83.9, abs=0.1)
+    assert C.kv_cache_bytes(qwen7b, 131072) == 2 * 28 * 4 * 128 * 2 * 131072
+    assert C.kv_cache_bytes(C.arch_spec({"m": dict(params=1, context=1, embedding_params=0)}, "m"), 10) is None
+
+
+def test_arch_entry_without_embedding_size_is_a_clear_error():
+    with pytest.raises(C.LedgerError, match="hidden"):
+        C.arch_spec({"m": dict(params=1, context=1)}, "m")
+
+
+# --- verdicts on synthetic claims -------------------------------------------------------------
+
+
+def test_fp16_size_of_2_2_gb_for_a_3_8b_model_is_inconsistent(arch, hardware):
+    v = judged(make_claim(model="phi3_mini", metric="weights_gb", value=2.2, precision="fp16"), arch, hardware)
+    assert v.verdict == C.INCONSISTENT and v.basis == "arithmetic"
+    assert "7.64 GB" in v.evidence
+    ok = judged(make_claim(model="phi3_mini", metric="weights_gb", value=7.6, precision="fp16"), arch, hardware)
+    assert ok.verdict == C.CONSISTENT
+
+
+def test_size_without_precision_is_not_testable(arch, hardware):
+    v = judged(make_claim(model="phi3_mini", metric="weights_gb", value=2.2), arch, hardware)
+    assert v.verdict == C.NOT_TESTABLE and "q4" in v.evidence
+
+
+def test_decode_speed_above_the_roofline_is_physically_impossible(arch, hardware):
+    claim = make_claim(metric="decode_tok_s", value=100, relation=">", precision="q4_k_m", hardware="rtx3060_12gb")
+    v = judged(claim, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE and v.basis == "physics"
+    assert "360 GB/s" in v.evidence and "83.9 tok/s" in v.evidence
+
+
+def test_decode_speed_below_the_roofline_is_consistent(arch, hardware):
+    claim = make_claim(model="qwen25_05b", metric="decode_tok_s", value=48.6, precision="q4_k_m", hardware="i5_1135g7")
+    v = judged(claim, arch, hardware)
+    assert v.verdict == C.CONSISTENT and "21%" in v.evidence
+
+
+def test_decode_speed_upper_bound_and_unknown_hardware(arch, hardware):
+    below = make_claim(metric="decode_tok_s", value=500, relation="<", precision="bf16", hardware="rtx3060_12gb")
+    assert judged(below, arch, hardware).verdict == C.CONSISTENT
+    nowhere = make_claim(metric="decode_tok_s", value=112, precision="fp16")
+    v = judged(nowhere, arch, hardware)
+    assert v.verdict == C.NOT_TESTABLE and "GB/s of memory bandwidth" in v.evidence
+
+
+def test_decode_speed_without_precision_uses_the_most_compact_format(arch, hardware):
+    claim = make_claim(metric="decode_tok_s", value=95, hardware="rtx3060_12gb")
+    v = judged(claim, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE  # even at 4.5 bits/weight the bound is 90.5 tok/s
+    assert "precision not stated" in v.evidence
+
+
+def test_parameter_count_against_config(arch, hardware):
+    assert judged(make_claim(model="phi3_mini", value=3.8), arch, hardware).verdict == C.CONSISTENT
+    assert judged(make_claim(model="phi3_mini", value=0.38), arch, hardware).verdict == C.INCONSISTENT
+
+
+def test_context_against_config_and_device_memory(arch, hardware):
+    def ctx(**kw):
+        return judged(make_claim(metric="context_tokens", relation="=", **kw), arch, hardware)
+
+    assert ctx(model="phi3_mini", value=4096).verdict == C.CONSISTENT
+    assert ctx(model="qwen25_7b", value=8192).verdict == C.INCONSISTENT
+    extended = ctx(model="qwen25_7b", value=131072)
+    assert extended.verdict == C.CONSISTENT and "RoPE" in extended.evidence
+    on_3060 = ctx(model="qwen25_7b", value=131072, precision="awq", hardware="rtx3060_12gb")
+    assert on_3060.verdict == C.IMPOSSIBLE and "KV cache" in on_3060.evidence
+    on_4090d = ctx(model="qwen25_7b", value=131072, precision="awq", hardware="rtx4090d")
+    assert on_4090d.verdict == C.CONSISTENT
+
+
+def test_memory_claims_are_bounded_by_the_weights(arch, hardware):
+    def mem(**kw):
+        return judged(make_claim(**kw), arch, hardware)
+
+    assert mem(metric="vram_gb", value=11.2, precision="fp16").verdict == C.IMPOSSIBLE  # 15.24 / 11.2 = 1.36
+    assert mem(metric="min_vram_gb", value=4, precision="q4_k_m").verdict == C.INCONSISTENT  # 1.15
+    assert mem(metric="min_vram_gb", value=15, precision="fp16").verdict == C.CONSISTENT  # rounding
+    # host RAM below the weights: slow paging is possible, so inconsistent, not impossible
+    assert mem(metric="min_ram_gb", value=8, precision="fp16").verdict == C.INCONSISTENT
+    too_big = mem(metric="vram_gb", value=30, precision="bf16", hardware="rtx4090d")
+    assert too_big.verdict == C.IMPOSSIBLE and "24 GB" in too_big.evidence
+
+
+def test_end_to_end_time_against_the_same_rows_ttft_and_rate(arch, hardware):
+    ttft = make_claim(id="a000-t-ttft", metric="ttft_ms", value=1000)
+    rate = make_claim(id="a000-t-rate", metric="decode_tok_s", value=50)
+    ledger = {c.id: c for c in (ttft, rate)}
+    refs = {"ttft_ms": ttft.id, "decode_tok_s": rate.id}
+
+    def e2e(value):
+        claim = make_claim(metric="e2e_s", value=value, output_tokens=101, derived_from=refs)
+        return judged(claim, arch, hardware, ledger=ledger)
+
+    assert e2e(3.0).verdict == C.CONSISTENT  # 1.0 + 100 / 50
+    average = e2e(2.02)  # 101 / 50: tokens/s was N / total time
+    assert average.verdict == C.CONSISTENT and "N / total time" in average.evidence
+    assert e2e(5.0).verdict == C.INCONSISTENT
+    no_ledger = make_claim(metric="e2e_s", value=3.0, output_tokens=101, derived_from=refs)
+    assert judged(no_ledger, arch, hardware).verdict == C.NOT_TESTABLE
+
+
+def test_hardware_figures_against_the_datasheet(arch, hardware):
+    cores = make_claim(model=None, metric="cpu_cores", value=56, hardware="xeon_w9_3495x")
+    assert judged(cores, arch, hardware).verdict == C.CONSISTENT
+    wrong = make_claim(model=None, metric="cpu_cores", value=48, hardware="xeon_w9_3495x")
+    assert judged(wrong, arch, hardware).verdict == C.INCONSISTENT
+
+
+def test_claims_without_a_rule_or_model_are_not_testable(arch, hardware):
+    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="humaneval")
+    v = judged(score, arch, hardware)
+    assert v.verdict == C.NOT_TESTABLE and v.basis == "none"
+    unknown_model = make_claim(model="gpt_x", metric="params_b", value=13)
+    assert judged(unknown_model, arch, hardware).verdict == C.NOT_TESTABLE
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+
+def test_measurement_decides_when_model_metric_precision_and_hardware_match(arch, hardware):
+    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="humaneval")
+    key = ("qwen25_7b", "benchmark_score:humaneval", None, None)
+    assert judged(score, arch, hardware, {key: 84.0}).verdict == C.CONSISTENT  # 84 >= 85 x 0.75
+    low = judged(score, arch, hardware, {key: 50.0})
+    assert low.verdict == C.INCONSISTENT and low.basis == "measurement" and "50" in low.evidence
+
+    speed = make_claim(model="qwen25_05b", metric="decode_tok_s", value=48.6, precision="q4_k_m", hardware="i5_1135g7")
+    slower = {("qwen25_05b", "decode_tok_s", "q4_k_m", "i5_1135g7"): 20.0}
+    assert judged(speed, arch, hardware, slower).verdict == C.INCONSISTENT
+    other_hardware = {("qwen25_05b", "decode_tok_s", "q4_k_m", "rtx4090d"): 20.0}
+    assert judged(speed, arch, hardware, other_hardware).verdict == C.CONSISTENT  # physics only
+
+
+def test_a_measurement_cannot_overturn_a_physical_impossibility(arch, hardware):
+    claim = make_claim(metric="decode_tok_s", value=100, relation=">", precision="q4_k_m", hardware="rtx3060_12gb")
+    measured = {("qwen25_7b", "decode_tok_s", "q4_k_m", "rtx3060_12gb"): 101.0}
+    v = judged(claim, arch, hardware, measured)
+    assert v.verdict == C.IMPOSSIBLE and "measured here 101" in v.evidence
+
+
+def test_ledger_rows_carry_source_and_verdict(ledger, verdicts):
+    rows = C.ledger_rows(ledger, verdicts)
+    assert len(rows) == len(ledger)
+    assert {"id", "article", "section", "quote", "claimed", "verdict", "evidence"} <= set(rows[0])
+
+
+# --- malformed files --------------------------------------------------------------------------
+
+GOOD_ENTRY = """\
+claims:
+  - id: a000-1.1-x
+    article: "000"
+    section: "1.1"
+    quote: "x"
+    model: qwen25_7b
+    metric: params_b
+    value: 7
+    unit: B
+    precision: null
+    hardware: null
+    engine: null
+    benchmark: null
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "claims.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_entry_loads(tmp_path):
+    (claim,) = C.load_claims(write(tmp_path, GOOD_ENTRY))
+    assert claim.value == 7.0 and claim.relation == "~"
+
+
+def test_unknown_key_is_an_error_naming_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, GOOD_ENTRY + "    colour: red\n")
+    with pytest.raises(C.LedgerError) as err:
+        C.load_claims(path)
+    message = str(err.value)
+    assert "'colour'" in message and str(path) in message and "a000-1.1-x" in message
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("    engine: null\n", "", "missing key 'engine'"),
+        ("unit: B", "unit: GB", "unit 'GB' does not fit metric 'params_b'"),
+        ('article: "000"', "article: 000", "article"),  # unquoted YAML 000 is the integer 0
+        ("precision: null", "precision: fp12", "precision 'fp12'"),
+        ("metric: params_b", "metric: speed", "metric 'speed'"),
+    ],
+)
+def test_malformed_entries_are_clear_errors(tmp_path, old, new, expected):
+    assert old in GOOD_ENTRY
+    with pytest.raises(C.LedgerError, match=expected.replace("(", r"\(")):
+        C.load_claims(write(tmp_path, GOOD_ENTRY.replace(old, new)))
+
+
+def test_cross_references_are_checked(tmp_path):
+    twice = GOOD_ENTRY + GOOD_ENTRY.split("claims:\n", 1)[1]
+    with pytest.raises(C.LedgerError, match="duplicate claim id"):
+        C.load_claims(write(tmp_path, twice))
+    with pytest.raises(C.LedgerError, match="unknown model 'qwen25_7b'"):
+        C.load_claims(write(tmp_path, GOOD_ENTRY), model_keys=["phi3_mini"])
+    on_gpu = GOOD_ENTRY.replace("hardware: null", "hardware: rtx9090")
+    with pytest.raises(C.LedgerError, match="unknown hardware 'rtx9090'"):
+        C.load_claims(write(tmp_path, on_gpu), hardware_keys=["rtx3060_12gb"])
+    dangling = GOOD_ENTRY + "    derived_from: {ttft_ms: a000-nope}\n"
+    with pytest.raises(C.LedgerError, match="a000-nope"):
+        C.load_claims(write(tmp_path, dangling))
+
+
+def test_hardware_file_unknown_key_is_an_error(tmp_path):
+    text = """\
+hardware:
+  gpu1:
+    name: G
+    kind: gpu
+    memory_gb: 1
+    memory_type: null
+    bandwidth_gb_s: 1
+    bandwidth_basis: datasheet
+    cores: null
+    threads: null
+    source: s
+    bandwith_gb_s: 2
+"""
+    path = write(tmp_path, text, "hardware.yaml")
+    with pytest.raises(C.LedgerError, match="unknown key 'bandwith_gb_s'") as err:
+        C.load_hardware(path)
+    assert str(path) in str(err.value)
