@@ -192,6 +192,16 @@ class LlamaCppServer(ManagedServer):
         self.gguf_path = Path(gguf_path)
         self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
 
+    def client(self) -> "OpenAIStreamClient":
+        """llama_cpp.server takes text prompts only: token ids are detokenized (special tokens
+        kept) with the same GGUF's vocabulary, and the server re-tokenizes them."""
+        from llama_cpp import Llama
+
+        vocab = Llama(model_path=str(self.gguf_path), vocab_only=True, verbose=False)
+        c = super().client()
+        c.ids_to_prompt = lambda ids: vocab.detokenize(ids, special=True).decode("utf-8", "replace")
+        return c
+
     def command(self):
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf_path),
                "--host", HOST, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
@@ -221,9 +231,7 @@ class VLLMServer(ManagedServer):
         self.args += extra_args or []
 
     def command(self):
-        vllm_bin = Path(sys.executable).parent / "vllm"
-        exe = [str(vllm_bin)] if vllm_bin.exists() else [sys.executable, "-m",
-                                                         "vllm.entrypoints.cli.main"]
+        exe = [sys.executable, "-m", "slmstudy.backends.vllm_cli"]  # = `vllm`, on either wheel
         return exe + ["serve", str(self.model_dir), "--host", HOST, "--port", str(self.port),
                       "--served-model-name", self.model_name, "--disable-log-stats",
                       *self.args]
@@ -241,6 +249,7 @@ class OpenAIStreamClient:
         self.model = model
         self.engine = engine
         self.timeout_s = timeout_s
+        self.ids_to_prompt = None  # set for servers that only take text prompts
 
     def models(self) -> list[str]:
         import httpx
@@ -281,18 +290,25 @@ class OpenAIStreamClient:
                         pieces.append(text or "")
                         ids.extend(tok_ids)
                     finish = ch.get("finish_reason") or finish
+        # exact count from the server's usage block; servers without one (llama_cpp.server when
+        # streaming) send one token per chunk, so the chunk count is the token count there.
         n = (usage or {}).get("completion_tokens")
+        counted_by = "usage" if n is not None else "chunks"
+        if n is None:
+            n = len(chunks_t)
         return Generation(
             engine=self.engine, model=self.model, prompt_ids=list(prompt_ids), output_ids=ids,
             text="".join(pieces), t_send_ns=t_send, token_times_ns=chunks_t,
             finish_reason=finish or "?", forced_length=req.max_tokens if req.force_length else None,
             request_id=req.request_id,
-            engine_timings={"usage": usage, "n_chunks": len(chunks_t), "completion_tokens": n},
+            engine_timings={"usage": usage, "n_chunks": len(chunks_t), "completion_tokens": n,
+                            "tokens_counted_by": counted_by},
         )
 
     def completion_stream(self, req: GenRequest, extra: dict | None = None) -> Generation:
         """Completions with the prompt as token ids (same ids as the in-process engines)."""
-        body = {"prompt": list(req.prompt_ids), "max_tokens": req.max_tokens,
+        prompt = self.ids_to_prompt(req.prompt_ids) if self.ids_to_prompt else list(req.prompt_ids)
+        body = {"prompt": prompt, "max_tokens": req.max_tokens,
                 "temperature": req.temperature, "seed": req.seed}
         if req.force_length:
             body.update(min_tokens=req.max_tokens, ignore_eos=True)
