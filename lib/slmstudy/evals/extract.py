@@ -83,8 +83,8 @@ def extract_choice(text: str | None, choices: str = "ABCD") -> str | None:
 
     Accepts raw model output in Chinese or English, with full-width characters (`答案：Ｂ`).
     Tried in order, first hit wins:
-    1. the LAST explicit answer marker: `答案：B`, `答案是 B`, `答案为（C）`, `正确答案应该是选项 D`,
-       `The answer is D`, `Answer: (C)`, `\\boxed{B}`;
+    1. the LAST explicit answer marker: `答案：B`, `答案是 B`, `答案为（C）`,
+       `正确答案应该是选项 D`, `The answer is D`, `Answer: (C)`, `\\boxed{B}`;
     2. the last "choose" phrase: `故选B`, `应选 C` (never `选项A`, which only names an option);
     3. a leading letter: `B`, `B.`, `(B)`, `B：北京`, but not the article in `A cat ...`;
     4. bracketed letters `(A)` anywhere, only if they all name the same letter.
@@ -111,7 +111,8 @@ def extract_choice(text: str | None, choices: str = "ABCD") -> str | None:
 # GSM8K numbers
 # --------------------------------------------------------------------------------------------
 
-_NUMBER = r"-?\$?\s?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?"
+# A minus sign right after a digit is subtraction or a date ("12-3", "2023-10"), not a sign.
+_NUMBER = r"(?<!\d)-?(?:\$\s?)?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?"
 _NUMBER_RE = re.compile(_NUMBER)
 _STRICT_RE = re.compile(r"####\s*(" + _NUMBER + ")")
 
@@ -384,8 +385,10 @@ def math_equal(pred: str | None, gold: str | None, *, use_math_verify: bool | No
     if normalize_math_answer(pred) == normalize_math_answer(gold):
         return True
     if use_math_verify is True and _math_verify() is None:
-        raise RuntimeError("math_equal(use_math_verify=True) but math_verify is not importable; "
-                           "install it with `pip install math-verify`.")
+        raise RuntimeError(
+            "math_equal(use_math_verify=True) but math_verify is not importable; "
+            "install it with `pip install math-verify`."
+        )
     if use_math_verify is not False and _math_verify() is not None:
         verdict = _math_verify_equal(pred, gold)
         if verdict is not None:

@@ -3,12 +3,13 @@
 `run_python(code)` returns a `SandboxResult` whose `status` is one of:
 
 - ``passed``        the program exited with status 0 within its limits;
-- ``failed``        it ran and exited non-zero (exception, failed assert, ``sys.exit(1)``);
+- ``failed``        it ran and exited non-zero (exception, failed assert, ``sys.exit(1)``,
+                    ``OSError`` from the file-size or disk cap);
 - ``timeout``       it hit the wall-clock limit (its process group was killed) or the CPU limit;
 - ``memory``        an allocation failed under the address-space limit (``MemoryError``);
 - ``blocked``       the guard stopped a forbidden operation (network, process control,
                     writing outside the work dir, ...) and ended the program at once;
-- ``crashed``       it was killed by a signal (segfault, abort, file-size limit, ...);
+- ``crashed``       it was killed by a signal (segfault, abort, ...);
 - ``sandbox_error`` the sandbox could not start the program: not the program's fault, but
                     still not a pass. Check ``detail``.
 
@@ -65,9 +66,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 SANDBOX_UID = 65534  # nobody
 SANDBOX_GID = 65534  # nogroup
@@ -120,7 +122,7 @@ class SandboxResult:
 # The prelude that runs the program (inside the final interpreter, as the sandbox user)
 # --------------------------------------------------------------------------------------------
 
-_PRELUDE = r'''
+_PRELUDE = r"""
 import os as _os, sys as _sys
 _sys.dont_write_bytecode = True
 
@@ -183,7 +185,7 @@ _sys.argv = [_program_path]
 __file__ = _program_path
 del _os, _sys, _file
 exec(_code)
-'''
+"""
 
 
 def _prelude(guard: bool) -> str:
@@ -305,12 +307,15 @@ def _set_limit(which: int, soft: int, hard: int | None = None) -> None:
 
 
 def _apply_rlimits(cfg: dict[str, Any], uid: int) -> None:
+    """RLIMIT_NPROC counts every task of `uid`: allow those running now plus `max_procs` for
+    the program (itself included; the launcher already counts when it runs as `uid`)."""
+    already_counted = 1 if os.getuid() == uid else 0
     _set_limit(resource.RLIMIT_CORE, 0)
     _set_limit(resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1)  # SIGXCPU, then SIGKILL
     _set_limit(resource.RLIMIT_AS, cfg["memory_bytes"])
     _set_limit(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
     _set_limit(resource.RLIMIT_NOFILE, 256)
-    _set_limit(resource.RLIMIT_NPROC, _count_tasks(uid) + cfg["max_procs"])
+    _set_limit(resource.RLIMIT_NPROC, _count_tasks(uid) - already_counted + cfg["max_procs"])
 
 
 def _drop_privileges() -> None:
@@ -358,7 +363,13 @@ def _launch(cfg: dict[str, Any]) -> None:
         env = dict(cfg["env"], HOME=workdir, TMPDIR=workdir)
         os.write(cfg["report_fd"], json.dumps({"layers": layers}).encode())
         os.close(cfg["report_fd"])
-        os.execve(cfg["python"], _child_argv(cfg["python"], cfg["guard"]), env)
+        try:
+            os.execve(cfg["python"], _child_argv(cfg["python"], cfg["guard"]), env)
+        except PermissionError as exc:
+            raise PermissionError(
+                f"{exc}; uid {os.getuid()} cannot run {cfg['python']}: make the "
+                "interpreter and its directories readable by others (chmod o+rX)"
+            ) from exc
     except BaseException as exc:  # anything here is a setup failure, never the program's
         os.write(2, f"{SETUP_MARKER}: {type(exc).__name__}: {exc}\n".encode())
         os._exit(SETUP_EXIT)
@@ -372,9 +383,14 @@ def _launch(cfg: dict[str, Any]) -> None:
 @lru_cache(maxsize=1)
 def _interpreter_dirs() -> tuple[str, ...]:
     """Directories the sandboxed interpreter needs: prefixes, executable dirs, sys.path."""
-    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.abspath(sys.executable)),
-                  os.path.dirname(os.path.realpath(sys.executable))}
+    candidates = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.abspath(sys.executable)),
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     candidates.update(p for p in sys.path if p)
     dirs = {os.path.abspath(p) for p in candidates if os.path.isdir(p)}
     dirs.update(os.path.realpath(p) for p in list(dirs))
@@ -564,12 +580,12 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _reap(proc: subprocess.Popen) -> tuple[int, float, float]:
-    """Reap the program: (returncode, CPU seconds, max RSS in MiB)."""
+def _reap(proc: subprocess.Popen) -> tuple[int | None, float, float]:
+    """Reap the program: (returncode or None if lost, CPU seconds, max RSS in MiB)."""
     try:
         _, wait_status, usage = os.wait4(proc.pid, 0)
-    except ChildProcessError:
-        return proc.wait(), 0.0, 0.0
+    except ChildProcessError:  # someone else (a waitpid(-1) elsewhere) took the exit status
+        return None, 0.0, 0.0
     proc.returncode = os.waitstatus_to_exitcode(wait_status)
     return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
@@ -615,6 +631,8 @@ def classify(
         return "sandbox_error", _last_line(stderr) or reason
     if timed_out:
         return "timeout", "wall-clock limit reached; process group killed"
+    if returncode is None:
+        return "sandbox_error", "exit status lost: another waitpid() in this process reaped the program"
     if returncode == BLOCKED_EXIT and BLOCK_MARKER in stderr:
         return "blocked", _last_line(stderr, BLOCK_MARKER)
     if returncode == 0:
@@ -644,11 +662,12 @@ def run_python(
     """Run `code` (Python source) as `program.py` in the sandbox and classify the outcome.
 
     `timeout_s` is wall-clock (launcher start-up included), `cpu_s` CPU time, `memory_mb`
-    the address-space cap, `max_procs` the number of extra tasks (processes and threads) the
-    program may create, `disk_mb` the size of its private /tmp (root only), `file_size_mb` the
-    largest file it may write (stdout/stderr included), `max_output_bytes` how much of each of
-    stdout/stderr is kept. `guard=False` leaves out the audit hook (to test the OS layers).
-    The caller's process is never affected by what the program does.
+    the address-space cap, `max_procs` the tasks the program may have (itself, its threads and
+    child processes; concurrent runs share the uid's RLIMIT_NPROC count), `disk_mb` the size
+    of its private /tmp (root only), `file_size_mb` the largest file it may write (stdout and
+    stderr included), `max_output_bytes` how much of each of stdout/stderr is kept.
+    `guard=False` leaves out the audit hook (to test the OS layers). The caller's process is
+    never affected by what the program does.
     """
     start = time.monotonic()
     with _Workspace(code) as workspace, _PidsCgroup(max_procs) as cgroup:
@@ -682,8 +701,14 @@ def run_python(
             )
         except OSError as exc:
             os.close(report_read)
-            return SandboxResult("sandbox_error", "", "", None, time.monotonic() - start,
-                                 detail=f"could not start the sandbox launcher: {exc}")
+            return SandboxResult(
+                "sandbox_error",
+                "",
+                "",
+                None,
+                time.monotonic() - start,
+                detail=f"could not start the sandbox launcher: {exc}",
+            )
         finally:
             os.close(report_write)
         exited = _wait_exit(proc.pid, timeout_s)
@@ -694,11 +719,26 @@ def run_python(
         layers = _read_report(report_read)
         stdout = workspace.read_output("stdout", max_output_bytes)
         stderr = workspace.read_output("stderr", max_output_bytes)
-    status, detail = classify(returncode, timed_out=not exited, stderr=stderr, started=layers is not None,
-                              cpu_s_used=cpu_used, cpu_limit_s=config["cpu_s"])
+    status, detail = classify(
+        returncode,
+        timed_out=not exited,
+        stderr=stderr,
+        started=layers is not None,
+        cpu_s_used=cpu_used,
+        cpu_limit_s=config["cpu_s"],
+    )
     all_layers = tuple(layers or ()) + (("audit_hook",) if guard and layers is not None else ())
-    return SandboxResult(status, stdout, stderr, returncode, round(wall_s, 4), round(cpu_used, 4),
-                         round(max_rss_mb, 1), detail, all_layers)
+    return SandboxResult(
+        status,
+        stdout,
+        stderr,
+        returncode,
+        round(wall_s, 4),
+        round(cpu_used, 4),
+        round(max_rss_mb, 1),
+        detail,
+        all_layers,
+    )
 
 
 def build_check_program(program: str, test_code: str | Sequence[str], entry_point: str | None = None) -> str:

@@ -1,0 +1,92 @@
+"""Results on disk: per-sample JSONL appended as samples complete, summaries derived from them.
+
+    build/runs/<run-id>/<section>/samples.jsonl   one JSON record per line, flushed + fsynced
+    build/runs/<run-id>/<section>/summary.json    derived, never typed in
+    build/runs/<run-id>/provenance.json
+
+A rerun with the same run id resumes: records whose key is already present are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .paths import runs_dir
+
+
+def _clean(obj):
+    """JSON-safe: NaN/inf → None, numpy scalars → Python numbers, paths → str."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            return _clean(obj.item())
+        except (ValueError, AttributeError):
+            pass
+    return obj
+
+
+class SectionResults:
+    """Append-only sample log of one notebook section, with resume by record key."""
+
+    def __init__(self, run_id: str, section: str, root: Path | None = None):
+        self.dir = (root or runs_dir()) / run_id / section
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.samples_path = self.dir / "samples.jsonl"
+        self.summary_path = self.dir / "summary.json"
+
+    def records(self) -> list[dict]:
+        if not self.samples_path.is_file():
+            return []
+        out = []
+        with open(self.samples_path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill mid-write: ignored, the sample is redone
+        return out
+
+    def done_keys(self) -> set[str]:
+        return {r["key"] for r in self.records() if "key" in r}
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(_clean(record), ensure_ascii=False)
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def extend(self, records: Iterable[dict]) -> None:
+        for r in records:
+            self.append(r)
+
+    def write_summary(self, summary: dict) -> Path:
+        tmp = self.summary_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False))
+        os.replace(tmp, self.summary_path)
+        return self.summary_path
+
+    def read_summary(self) -> dict:
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+
+def write_provenance(run_id: str, block: dict, root: Path | None = None) -> Path:
+    d = (root or runs_dir()) / run_id
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / "provenance.json"
+    p.write_text(json.dumps(_clean(block), indent=2, ensure_ascii=False))
+    return p

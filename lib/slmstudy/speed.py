@@ -1,0 +1,328 @@
+"""The speed section: batch-1 timing, concurrency sweeps in-process and over HTTP, roofline.
+
+Every request is one record in samples.jsonl (appended as it completes; a rerun skips records
+already there). Summaries — medians with bootstrap 95% CIs, ITL percentiles, roofline fractions —
+are derived from the records by :func:`summarize`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .artifacts import ModelArtifacts, prepare
+from .backends.base import GenRequest, make_backend
+from .backends.servers import LlamaCppServer, VLLMServer
+from .errors import StudyError
+from .models import EMBEDDED_KEY, arch_from_config, get_model
+from .params import SpeedParams, SpeedTarget
+from .replicas import gguf_replica, hf_config_dir, onnx_replica
+from .resources import PeakRSS, check_fits
+from .results import SectionResults
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+# ---------------------------------------------------------------- hardware limit
+
+
+def measure_bandwidth(nbytes: int = 2 * 2**30, repeats: int = 5) -> dict:
+    """Memory bandwidth from a large copy (torch, all threads): bytes read + written per second.
+
+    Best of `repeats`; a batch-1 decode step streams the weights once, so this is its ceiling.
+    """
+    import torch
+
+    n = int(nbytes)
+    src = torch.ones(n, dtype=torch.uint8)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # touch pages
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {"copy_bytes": n, "best_s": best, "median_s": float(np.median(times)),
+            "bandwidth_bytes_s": 2 * n / best, "threads": torch.get_num_threads(),
+            "method": "torch uint8 copy_ (read + write counted)"}
+
+
+# ---------------------------------------------------------------- targets
+
+
+@dataclass
+class ResolvedTarget:
+    spec: SpeedTarget
+    path: Path
+    options: dict
+    weights_bytes: int  # held in memory
+    bytes_read_per_token: int  # roofline denominator
+    tokenizer_dir: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name()
+
+
+def _gguf_bytes(path: Path) -> tuple[int, int]:
+    """(all tensor bytes, bytes read per decode step) of a GGUF."""
+    from gguf import GGUFReader
+
+    r = GGUFReader(str(path))
+    sizes = {t.name: int(t.n_bytes) for t in r.tensors}
+    total = sum(sizes.values())
+    read = total - sizes.get("token_embd.weight", 0) if "output.weight" in sizes else total
+    return total, read
+
+
+def resolve_target(t: SpeedTarget, arts: ModelArtifacts | None = None) -> ResolvedTarget:
+    """Where the engine loads from and how many bytes a decode step reads."""
+    opts: dict = {"model_name": t.model}
+    if t.replica:
+        arch = get_model(t.model).arch
+        opts["replica"] = True
+        if t.engine in ("transformers", "vllm"):
+            path = hf_config_dir(t.model)
+            opts.update(random_weights=True, dtype=t.dtype)
+            b = DTYPE_BYTES[t.dtype]
+            return ResolvedTarget(t, path, opts, arch.param_count() * b,
+                                  arch.params_read_per_token() * b, None)
+        if t.engine == "llamacpp":
+            path = gguf_replica(t.model, t.format)
+            total, read = _gguf_bytes(path)
+            return ResolvedTarget(t, path, opts, total, read, None)
+        path = onnx_replica(t.model, t.format.lower() if t.format != "hf" else "int4")
+        data = sum(f.stat().st_size for f in path.glob("*.onnx*"))
+        emb = 0 if arch.tie_word_embeddings else arch.embedding_params() * 4
+        return ResolvedTarget(t, path, opts, data, max(data - emb, 1), None)
+    if t.model != EMBEDDED_KEY:
+        raise StudyError(f"speed targets for real models other than the embedded one need a local "
+                         f"path; {t.model!r} is not available offline. Use replica: true.")
+    arts = arts or prepare(progress=False)
+    cfg = json.loads((arts.hf / "config.json").read_text())
+    arch = arch_from_config(cfg)
+    if t.engine in ("transformers", "vllm"):
+        opts["dtype"] = t.dtype
+        b = DTYPE_BYTES[t.dtype]
+        return ResolvedTarget(t, arts.hf, opts, arch.param_count() * b,
+                              arch.params_read_per_token() * b, arts.hf)
+    if t.engine == "llamacpp":
+        total, read = _gguf_bytes(arts.gguf)
+        return ResolvedTarget(t, arts.gguf, opts, total, read, arts.hf)
+    data = sum(f.stat().st_size for f in arts.onnx.glob("model.onnx*"))
+    return ResolvedTarget(t, arts.onnx, opts, data, data, arts.hf)
+
+
+def check_targets_fit(targets: list[ResolvedTarget]) -> None:
+    for t in targets:
+        check_fits(t.name, t.weights_bytes)
+
+
+def preflight(params: SpeedParams) -> None:
+    """Everything that can be refused before a model is loaded or an artifact is written."""
+    for t in params.targets:
+        if t.replica:
+            arch = get_model(t.model).arch
+            b = DTYPE_BYTES.get(t.dtype, 2) if t.engine in ("transformers", "vllm") else 0.6
+            check_fits(f"{t.name()} (replica)", int(arch.param_count() * b))
+            if t.engine in ("transformers", "vllm") and t.dtype not in DTYPE_BYTES:
+                raise StudyError(f"{t.name()}: dtype must be one of {list(DTYPE_BYTES)}")
+        elif t.model != EMBEDDED_KEY:
+            get_model(t.model)  # clear error for unknown keys
+    if params.prompt_tokens + params.output_tokens > 4096:
+        raise StudyError("prompt_tokens + output_tokens must be ≤ 4096 (the engines' context here)")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def synthetic_prompt(n_tokens: int, target: ResolvedTarget, seed: int = 0) -> list[int]:
+    """Exactly n prompt token ids: chat-templated prose for real models, random ids for replicas."""
+    if target.tokenizer_dir is not None:
+        from .backends.base import _tokenizer
+
+        tok = _tokenizer(str(target.tokenizer_dir))
+        text = ("长江是中国最长的河流，全长约六千三百公里。The Yangtze is the longest river in China. "
+                * (n_tokens // 8 + 8))
+        msgs = [{"role": "user", "content": text}]
+        ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        tail = tok.apply_chat_template([{"role": "user", "content": ""}],
+                                       add_generation_prompt=True, tokenize=True)
+        tail = list(tail["input_ids"] if hasattr(tail, "keys") else tail)[-3:]
+        return [int(i) for i in ids[: n_tokens - len(tail)] + tail]
+    vocab = get_model(target.spec.model).arch.vocab_size
+    rng = np.random.default_rng(seed)
+    return [int(i) for i in rng.integers(100, min(vocab, 30000), n_tokens)]
+
+
+# ---------------------------------------------------------------- running
+
+
+def _record(g, *, key, target: ResolvedTarget, mode, concurrency, rep, idx, batch_t_send,
+            peak_rss, load_s):
+    r = g.record(key=f"{key}/{idx}", target=target.name, engine=target.spec.engine,
+                 model=target.spec.model, format=target.spec.format, dtype=target.spec.dtype,
+                 mode=mode, concurrency=concurrency, rep=rep, request_index=idx,
+                 batch_t_send_ns=batch_t_send, peak_rss_bytes=peak_rss, load_s=load_s,
+                 weights_bytes=target.weights_bytes,
+                 bytes_read_per_token=target.bytes_read_per_token,
+                 itl_s=metrics.itl_s(g.token_times_ns))
+    r.pop("prompt_ids", None)  # the prompt is the same for every record of a target
+    return r
+
+
+def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
+                  progress=None) -> None:
+    """Load once, warm up, then repetitions × concurrency levels; records appended as they finish."""
+    done = results.done_keys()
+    todo = [(c, rep) for c in params.concurrency for rep in range(params.repetitions)
+            if not all(f"{target.name}/inproc/c{c}/r{rep}/{i}" in done for i in range(c))]
+    if not todo:
+        return
+    opts = dict(target.options)
+    if target.spec.engine == "llamacpp":
+        opts.update(n_ctx=params.prompt_tokens + params.output_tokens + 64,
+                    n_threads=params.threads)
+    if target.spec.engine == "transformers" and params.threads:
+        opts["threads"] = params.threads
+    if target.spec.engine == "vllm":
+        opts.update(max_model_len=params.prompt_tokens + params.output_tokens + 64,
+                    max_num_seqs=max(params.concurrency))
+    prompt = synthetic_prompt(params.prompt_tokens, target)
+    with PeakRSS() as mem:
+        backend = make_backend(target.spec.engine, target.path, **opts)
+        load_s = backend.load()
+        try:
+            for w in range(params.warmup):
+                backend.generate_one(GenRequest(prompt_ids=prompt, max_tokens=min(
+                    16, params.output_tokens), force_length=True, request_id="warmup"))
+            for c, rep in todo:
+                key = f"{target.name}/inproc/c{c}/r{rep}"
+                reqs = [GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
+                                   force_length=True, request_id=f"{key}/{i}") for i in range(c)]
+                t0 = time.perf_counter_ns()
+                gens = backend.generate(reqs)
+                for i, g in enumerate(gens):
+                    results.append(_record(g, key=key, target=target, mode="inproc",
+                                           concurrency=c, rep=rep, idx=i, batch_t_send=t0,
+                                           peak_rss=mem.sample() and mem.peak_bytes,
+                                           load_s=load_s))
+                if progress:
+                    progress.update(1)
+        finally:
+            backend.close()
+
+
+def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
+             log_dir: Path, progress=None) -> None:
+    """The same prompt over the engine's OpenAI-compatible server, c concurrent streams."""
+    eng = target.spec.engine
+    done = results.done_keys()
+    todo = [(c, rep) for c in params.http_concurrency for rep in range(params.repetitions)
+            if not all(f"{target.name}/http/c{c}/r{rep}/{i}" in done for i in range(c))]
+    if not todo:
+        return
+    n_ctx = params.prompt_tokens + params.output_tokens + 64
+    if eng == "llamacpp":
+        srv = LlamaCppServer(target.path, n_ctx=n_ctx, n_threads=params.threads, log_dir=log_dir,
+                             model_name=target.spec.model)
+    else:
+        srv = VLLMServer(target.path, dtype=target.spec.dtype, max_model_len=n_ctx,
+                         random_weights=target.spec.replica, log_dir=log_dir,
+                         model_name=target.spec.model)
+    prompt = synthetic_prompt(params.prompt_tokens, target)
+    with PeakRSS() as mem, srv:
+        client = srv.client()
+        for _ in range(params.warmup):
+            client.completion_stream(GenRequest(prompt_ids=prompt, max_tokens=16,
+                                                force_length=True))
+        for c, rep in todo:
+            key = f"{target.name}/http/c{c}/r{rep}"
+            reqs = [GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
+                               force_length=True, request_id=f"{key}/{i}") for i in range(c)]
+            t0 = time.perf_counter_ns()
+            with ThreadPoolExecutor(max_workers=c) as pool:
+                gens = list(pool.map(client.completion_stream, reqs))
+            for i, g in enumerate(gens):
+                g.replica = target.spec.replica
+                rec = _record(g, key=key, target=target, mode="http", concurrency=c, rep=rep,
+                              idx=i, batch_t_send=t0, peak_rss=mem.sample() and mem.peak_bytes,
+                              load_s=srv.ready_s)
+                rec["n_tokens"] = g.engine_timings.get("completion_tokens", g.n_tokens)
+                rec["length_ok"] = rec["n_tokens"] == params.output_tokens
+                results.append(rec)
+            if progress:
+                progress.update(1)
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def summarize(records: list[dict], bandwidth_bytes_s: float | None = None) -> list[dict]:
+    """One row per (target, mode, concurrency): medians with bootstrap 95% CIs over requests,
+    pooled ITL percentiles, aggregate throughput, peak memory and roofline fraction."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["target"], r["mode"], r["concurrency"]), []).append(r)
+    rows = []
+    for (target, mode, c), rs in sorted(groups.items()):
+        ttft = [r["ttft_s"] for r in rs if r.get("ttft_s") is not None]
+        dec = [r["decode_tok_s"] for r in rs if r.get("decode_tok_s") is not None]
+        e2e = [r["e2e_s"] for r in rs if r.get("e2e_s") is not None]
+        itl = [x for r in rs for x in (r.get("itl_s") or [])]
+        # aggregate output tokens/s of each batch: tokens of all its requests / batch wall time
+        batches: dict[tuple, list[dict]] = {}
+        for r in rs:
+            batches.setdefault((r["rep"],), []).append(r)
+        agg = []
+        for b in batches.values():
+            t_end = max(x["token_times_ns"][-1] for x in b if x["token_times_ns"])
+            agg.append(sum(x["n_tokens"] for x in b) / ((t_end - b[0]["batch_t_send_ns"]) * 1e-9))
+        first = rs[0]
+        row = {
+            "target": target, "mode": mode, "concurrency": c, "engine": first["engine"],
+            "model": first["model"], "label": first["label"], "n_requests": len(rs),
+            "length_ok": all(r.get("length_ok") for r in rs),
+            "weights_bytes": first["weights_bytes"],
+            "bytes_read_per_token": first["bytes_read_per_token"],
+            "load_s": first.get("load_s"),
+            "peak_rss_bytes": max(r.get("peak_rss_bytes") or 0 for r in rs),
+            "itl_p50_s": metrics.percentile(itl, 50), "itl_p90_s": metrics.percentile(itl, 90),
+            "itl_p99_s": metrics.percentile(itl, 99),
+            "chars_per_s": float(np.median([r["chars_per_s"] for r in rs
+                                            if r.get("chars_per_s") is not None] or [np.nan])),
+            "aggregate_tok_s": float(np.median(agg)),
+        }
+        for name, vals in (("ttft_s", ttft), ("decode_tok_s", dec), ("e2e_s", e2e)):
+            med, lo, hi = metrics.bootstrap_ci(vals)
+            row.update({name: med, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
+        row["cv_decode"] = metrics.cv(dec)
+        if bandwidth_bytes_s:
+            limit = metrics.roofline_tok_s(bandwidth_bytes_s, first["bytes_read_per_token"])
+            row["roofline_tok_s"] = limit
+            row["roofline_fraction"] = row["decode_tok_s"] / limit if c == 1 else None
+        rows.append(row)
+    return rows
+
+
+def llamacpp_clock_agreement(records: list[dict]) -> list[dict]:
+    """Our decode tok/s vs llama.cpp's own perf counters (t_eval_ms / n_eval), per request."""
+    out = []
+    for r in records:
+        t = r.get("engine_timings") or {}
+        if r["engine"] != "llamacpp" or r["mode"] != "inproc" or not t.get("n_eval"):
+            continue
+        engine_rate = t["n_eval"] / (t["t_eval_ms"] / 1e3)
+        out.append({"target": r["target"], "concurrency": r["concurrency"],
+                    "ours_decode_tok_s": r["decode_tok_s"], "engine_decode_tok_s": engine_rate,
+                    "ratio": r["decode_tok_s"] / engine_rate,
+                    "ours_ttft_s": r["ttft_s"], "engine_prefill_s": t["t_p_eval_ms"] / 1e3})
+    return out

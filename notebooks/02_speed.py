@@ -1,0 +1,189 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Speed: TTFT, decode tokens/s and concurrency, measured against the hardware limit
+#
+# The articles (`seeds/` 001 §3.1–3.4, 002 §3.6, 003 §3.5, 004 §3.4) quote single, unversioned
+# speed numbers. Here every engine gets **the same prompt token ids** (512 tokens by default), a
+# **forced output length** (EOS ignored, checked per request), a discarded warm-up, ≥ 3 repetitions,
+# and medians with bootstrap 95% CIs. Definitions: `slmstudy/metrics.py` (one place).
+# Each batch-1 decode speed is compared with the machine's **roofline**: measured memory bandwidth ÷
+# bytes of weights a decode step reads.
+#
+# Rows labelled `replica` are random weights in the real architecture (speed only, never quality).
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+from tqdm.auto import tqdm
+
+from slmstudy import plotting, speed
+from slmstudy.params import validate
+from slmstudy.provenance import provenance
+from slmstudy.results import SectionResults, write_provenance
+
+# %% tags=["parameters"]
+run_id = "default"  # results go to build/runs/<run_id>/02_speed/
+prompt_tokens = 512  # prompt length in tokens (the articles' setup)
+output_tokens = 128  # forced output length in tokens (EOS ignored)
+repetitions = 3  # timed repetitions per cell, after warm-up
+warmup = 1  # untimed warm-up requests per engine
+concurrency = [1, 2, 4, 8]  # in-process concurrent requests (one batch)
+http_engines = ["llamacpp", "vllm"]  # engines also measured through their OpenAI server
+http_concurrency = [1, 4]  # concurrent HTTP streams
+bandwidth_bytes = 1073741824  # size of the bandwidth-test copy, bytes
+threads = None  # CPU threads for the engines (None = all cores)
+targets = [  # model × engine × format; replica: random weights in the real architecture
+    {"model": "smollm2_135m", "engine": "transformers", "dtype": "float32"},
+    {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32"},
+    {"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1"},
+    {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4"},
+    {"model": "qwen25_05b", "engine": "transformers", "dtype": "bfloat16", "replica": True},
+    {"model": "qwen25_05b", "engine": "llamacpp", "format": "Q4_K_M", "replica": True},
+]
+
+# %%
+P = validate("02_speed", dict(
+    run_id=run_id, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+    repetitions=repetitions, warmup=warmup, concurrency=concurrency, http_engines=http_engines,
+    http_concurrency=http_concurrency, bandwidth_bytes=bandwidth_bytes, threads=threads,
+    targets=targets))
+speed.preflight(P)  # bad values and models that cannot fit are refused before anything loads
+results = SectionResults(P.run_id, "02_speed")
+write_provenance(P.run_id, provenance({"params_02_speed": P.model_dump()}))
+plotting.setup_style()
+print(f"results: {results.dir}")
+
+# %% [markdown]
+# ## The hardware limit: memory bandwidth
+# A batch-1 decode step reads (almost) every weight once, so tokens/s ≤ bandwidth ÷ bytes read per
+# token. We measure the bandwidth with a large in-memory copy (bytes read + written per second).
+
+# %%
+bw = speed.measure_bandwidth(P.bandwidth_bytes)
+print(f"measured copy bandwidth: {bw['bandwidth_bytes_s'] / 1e9:.1f} GB/s "
+      f"(best of 5 copies of {bw['copy_bytes'] / 2**30:.2f} GiB, {bw['threads']} threads)")
+
+# %%
+resolved = [speed.resolve_target(t) for t in tqdm(P.targets, desc="artifacts / replicas")]
+speed.check_targets_fit(resolved)
+pd.DataFrame([{"target": t.name, "weights GB": t.weights_bytes / 1e9,
+               "read per token GB": t.bytes_read_per_token / 1e9,
+               "roofline tok/s": bw["bandwidth_bytes_s"] / t.bytes_read_per_token}
+              for t in resolved]).round(3)
+
+# %% [markdown]
+# ## In-process: each engine's own API
+# One load per engine; `concurrency` requests are submitted together (vLLM and transformers batch
+# them; llama.cpp and onnxruntime-genai serve them one after another through this API).
+# Records are appended as each batch finishes, so an interrupted run resumes here.
+
+# %%
+bar = tqdm(total=len(resolved) * len(P.concurrency) * P.repetitions, desc="in-process")
+for t in resolved:
+    bar.set_postfix_str(t.name)
+    speed.run_inprocess(t, P, results, progress=bar)
+    bar.update(0)
+bar.close()
+
+# %% [markdown]
+# ## Over HTTP: the OpenAI-compatible servers (`llama_cpp.server`, `vllm serve`)
+# The same prompt ids, streamed; TTFT and token times are taken at the client.
+
+# %%
+http_targets = [t for t in resolved if t.spec.engine in P.http_engines]
+bar = tqdm(total=len(http_targets) * len(P.http_concurrency) * P.repetitions, desc="http")
+for t in http_targets:
+    speed.run_http(t, P, results, log_dir=results.dir / "logs", progress=bar)
+bar.close()
+
+# %% [markdown]
+# ## Results
+# Medians over requests with bootstrap 95% CIs; ITL percentiles pooled over all token gaps.
+
+# %%
+records = results.records()
+rows = speed.summarize(records, bw["bandwidth_bytes_s"])
+summary = pd.DataFrame(rows)
+cols = ["target", "mode", "concurrency", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high",
+        "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high", "itl_p50_s", "itl_p90_s",
+        "itl_p99_s", "e2e_s", "chars_per_s", "aggregate_tok_s", "peak_rss_bytes",
+        "roofline_fraction", "length_ok"]
+summary[cols].round(4)
+
+# %% [markdown]
+# ### Batch-1 decode speed with 95% CIs, and the roofline
+# Bars: measured decode tokens/s at batch 1 (in-process). Black ticks: the bandwidth limit for the
+# bytes that target reads per token. The gap is time not spent streaming weights (kernel launch,
+# Python, sampling, attention over the 512-token context).
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+b1 = summary[(summary["mode"] == "inproc") & (summary["concurrency"] == 1)].reset_index(drop=True)
+fig, ax = plt.subplots(figsize=(8, 0.55 * len(b1) + 1.5))
+y = np.arange(len(b1))
+err = [b1.decode_tok_s - b1.decode_tok_s_ci_low, b1.decode_tok_s_ci_high - b1.decode_tok_s]
+ax.barh(y, b1.decode_tok_s, xerr=err, color="#4c72b0", capsize=3, label="measured (median, 95% CI)")
+ax.scatter(b1.roofline_tok_s, y, marker="|", s=300, color="k", label="roofline (bandwidth ÷ bytes)")
+ax.set_yticks(y, b1.target)
+ax.set_xscale("log")
+ax.set_xlabel("decode tokens/s, batch 1 (log scale)")
+ax.legend(loc="lower right", fontsize=8)
+ax.set_title(f"Decode speed vs memory-bandwidth limit ({bw['bandwidth_bytes_s']/1e9:.0f} GB/s)")
+plotting.save(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roofline")
+plt.show()
+
+# %% [markdown]
+# ### Concurrency: aggregate throughput and per-request speed
+# Left: total output tokens/s of all concurrent requests. Right: each request's own decode speed.
+
+# %%
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+for (target, mode), g in summary.groupby(["target", "mode"]):
+    g = g.sort_values("concurrency")
+    style = "-o" if mode == "inproc" else "--s"
+    a1.plot(g.concurrency, g.aggregate_tok_s, style, label=f"{target} [{mode}]")
+    a2.plot(g.concurrency, g.decode_tok_s, style)
+for a, t in ((a1, "aggregate output tokens/s"), (a2, "per-request decode tokens/s")):
+    a.set_xscale("log", base=2)
+    a.set_yscale("log")
+    a.set_xlabel("concurrent requests")
+    a.set_title(t)
+a1.legend(fontsize=7)
+plotting.save(fig, "02_speed_concurrency", caption="Throughput vs concurrency")
+plt.show()
+
+# %% [markdown]
+# ## Validation against the engine's own clock (llama.cpp perf counters)
+# llama.cpp times its own prefill (`t_p_eval_ms`) and decode (`t_eval_ms`, `n_eval`). Our decode
+# speed is taken at the Python caller, so it includes the high-level API's per-token overhead;
+# a ratio near 1 says our clock measures the engine, not our harness.
+
+# %%
+agree = pd.DataFrame(speed.llamacpp_clock_agreement(records))
+if len(agree):
+    agg = agree.groupby("target")[["ours_decode_tok_s", "engine_decode_tok_s", "ratio"]].median()
+    display(agg.round(3))
+    worst = float((agree["ratio"] - 1).abs().max())
+    display(Markdown(f"Largest gap between our clock and llama.cpp's: **{worst:.1%}** "
+                     + ("(over 10%: see the note below)" if worst > 0.10 else "(within 10%)")))
+
+# %%
+summary_path = results.write_summary({
+    "bandwidth": bw, "rows": rows,
+    "llamacpp_clock_agreement": agree.to_dict(orient="records") if len(agree) else [],
+    "params": P.model_dump()})
+print(f"summary: {summary_path}")
