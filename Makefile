@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.slmstudy-installed
 PARAMS ?= default
 
-.PHONY: setup study test test-fast lock clean-cache models
+.PHONY: setup study test test-fast lock clean-cache models report screenshot
 
 setup: $(STAMP)
 
@@ -20,6 +20,14 @@ models: setup
 ## study: run every notebook with params/$(PARAMS)/ and write build/report/index.html
 study: setup
 	$(PY) -m slmstudy.cli run --params $(PARAMS)
+
+## report: re-render build/report/ from the executed notebooks of a run
+report: setup
+	$(PY) -m slmstudy.cli report --run-id $(or $(RUN_ID),$(PARAMS))
+
+## screenshot: headless Chromium screenshots of the report (build/screenshots/)
+screenshot: setup
+	$(PY) -m slmstudy.cli screenshot
 
 ## test: the whole test suite (unit + engines on the embedded model + notebooks with smoke params)
 test: setup

@@ -27,15 +27,19 @@ say "installing pinned packages (requirements/cpu.lock.txt; llama-cpp-python com
 # a kernel named python3 inside the venv, so papermill runs notebooks with this environment
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slmstudy)" >/dev/null
 
-# CJK font for Chinese text in figures (Debian package). Needs root or sudo.
-if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+# Debian packages: a CJK font for Chinese text in figures, Chromium for report screenshots and
+# browser tests. Needs root or sudo.
+need=()
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    say "installing fonts-noto-cjk (Debian)"
-    ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null) \
-      || say "WARNING: could not install fonts-noto-cjk; Chinese text in figures will show as boxes"
+    say "installing Debian packages: ${need[*]}"
+    ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null) \
+      || say "WARNING: could not install ${need[*]}: Chinese text in figures may show as boxes, screenshots are skipped"
   else
-    say "WARNING: no apt-get; install a CJK font (Noto Sans CJK) for Chinese text in figures"
+    say "WARNING: no apt-get; install ${need[*]} yourself"
   fi
 fi
 "$VENV/bin/python" -c "import slmstudy, torch, transformers, llama_cpp, onnxruntime_genai, vllm" \

@@ -91,7 +91,10 @@ class DeploymentParams(_Strict):
     _e = field_validator("engines")(classmethod(lambda cls, v: _engines_ok(v)))
 
 
-PARAM_MODELS = {"02_speed": SpeedParams, "01_deployment": DeploymentParams}
+from .params_claims import ClaimsParams  # noqa: E402
+
+PARAM_MODELS = {"00_claims": ClaimsParams, "01_deployment": DeploymentParams,
+                "02_speed": SpeedParams}
 
 
 def params_file(notebook: str, scenario: str) -> Path:
@@ -125,3 +128,103 @@ def validate(notebook: str, raw: dict, source: str = "<parameters>"):
             else:
                 lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
         raise ParamsError(f"invalid parameters in {source}:\n  " + "\n  ".join(lines)) from None
+
+
+# ==========================================================================================
+# Quality sections (03 Chinese quality, 04 math, 05 code) — parameter models
+# ==========================================================================================
+
+
+class QualityTarget(_Strict):
+    """One model in one engine whose outputs are scored. The embedded model needs no path; any
+    other model needs its local weights (`path`) and, for a GGUF, its HF `tokenizer` folder."""
+
+    model: str = "smollm2_135m"
+    engine: str = "llamacpp"
+    path: str | None = Field(None, description="local weights (HF folder, .gguf, ONNX folder)")
+    tokenizer: str | None = Field(None, description="HF folder with the chat template")
+    dtype: str = "float32"
+    label: str | None = None
+    generate: bool = Field(True, description="score free generations")
+    loglik: bool = Field(False, description="03 only: multiple choice by log-likelihood")
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v):
+        _engines_ok([v])
+        return v
+
+    @model_validator(mode="after")
+    def _modes(self):
+        if not (self.generate or self.loglik):
+            raise ValueError(f"target {self.model}/{self.engine}: enable generate or loglik")
+        if self.loglik and self.engine not in ("transformers", "llamacpp"):
+            raise ValueError(f"loglik needs the engine's logits, read here from transformers "
+                             f"and llamacpp only, not {self.engine}")
+        return self
+
+    def name(self) -> str:
+        return self.label or f"{self.model}/{self.engine}"
+
+
+class _QualityParams(_Strict):
+    run_id: str = "default"
+    data_dir: str | None = Field(None, description="benchmark data folder (else "
+                                 "SLMSTUDY_DATA_DIR, else ../shared/data)")
+    targets: list[QualityTarget]
+    seed: int = Field(0, description="subset sampling and generation seed (decoding is greedy)")
+    threads: int | None = Field(None, ge=1, description="CPU threads per engine (None = all)")
+    n_ctx: int = Field(4096, ge=256, description="llama.cpp context length, tokens")
+
+    @model_validator(mode="after")
+    def _unique_targets(self):
+        names = [t.name() for t in self.targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"targets {dup} appear twice; give them distinct `label`s")
+        if not self.targets:
+            raise ValueError("no targets: list at least one model × engine")
+        return self
+
+
+class _GenerateOnly(_QualityParams):
+    @model_validator(mode="after")
+    def _no_loglik(self):
+        bad = [t.name() for t in self.targets if t.loglik or not t.generate]
+        if bad:
+            raise ValueError(f"targets {bad}: this section scores generations only "
+                             "(log-likelihood applies to 03's multiple choice)")
+        return self
+
+
+class ChineseQualityParams(_QualityParams):
+    cmmlu_n: int = Field(40, ge=0, description="CMMLU test items, spread over subjects")
+    ceval_n: int = Field(26, ge=0, description="C-Eval val items, spread over subjects")
+    shots: int = Field(0, ge=0, le=5, description="few-shot examples from the dev split")
+    mc_max_tokens: int = Field(24, gt=0, description="generation budget of a choice answer")
+    zh_tasks: bool = Field(True, description="run the project's own rubric tasks")
+    zh_categories: list[str] | None = Field(None, description="subset of task categories")
+    zh_max_tokens: int = Field(192, gt=0)
+
+
+class MathParams(_GenerateOnly):
+    gsm8k_n: int = Field(20, ge=0)
+    gsm8k_shots: int = Field(0, ge=0, le=8, description="examples (GSM8K items, not scored)")
+    gsm8k_max_tokens: int = Field(256, gt=0)
+    math500_n: int = Field(10, ge=0, description="MATH-500 items, spread over levels 1-5")
+    math500_max_tokens: int = Field(384, gt=0)
+
+
+class CodeParams(_GenerateOnly):
+    humaneval_n: int = Field(10, ge=0)
+    mbpp_n: int = Field(10, ge=0, description="from the paper's test range (task ids 11-510)")
+    bfcl_n: int = Field(10, ge=0, description="BFCL simple items per language")
+    bfcl_languages: list[Literal["python", "java", "javascript"]] = ["python"]
+    code_max_tokens: int = Field(320, gt=0)
+    bfcl_max_tokens: int = Field(128, gt=0)
+    sandbox_timeout_s: float = Field(10.0, gt=0, description="wall and CPU limit per program")
+    sandbox_memory_mb: int = Field(1024, ge=64)
+
+
+PARAM_MODELS.update({"03_chinese_quality": ChineseQualityParams, "04_math": MathParams,
+                     "05_code": CodeParams})

@@ -88,5 +88,7 @@ def write_provenance(run_id: str, block: dict, root: Path | None = None) -> Path
     d = (root or runs_dir()) / run_id
     d.mkdir(parents=True, exist_ok=True)
     p = d / "provenance.json"
-    p.write_text(json.dumps(_clean(block), indent=2, ensure_ascii=False))
+    merged = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+    merged.update(block)  # each notebook adds its own params_* key
+    p.write_text(json.dumps(_clean(merged), indent=2, ensure_ascii=False))
     return p

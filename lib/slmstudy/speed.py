@@ -163,6 +163,15 @@ def synthetic_prompt(n_tokens: int, target: ResolvedTarget, seed: int = 0) -> li
     return [int(i) for i in rng.integers(100, min(vocab, 30000), n_tokens)]
 
 
+def salted(prompt: list[int], salt: int, position: int = 4) -> list[int]:
+    """The same prompt with one early token changed per request, so no engine can serve it from a
+    prefix cache (llama_cpp.server reuses the longest common prefix of consecutive requests; we
+    measure a full prefill everywhere). The length is unchanged."""
+    out = list(prompt)
+    out[min(position, len(out) - 1)] = 1000 + salt % 997
+    return out
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -206,8 +215,9 @@ def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionR
                     16, params.output_tokens), force_length=True, request_id="warmup"))
             for c, rep in todo:
                 key = f"{target.name}/inproc/c{c}/r{rep}"
-                reqs = [GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
-                                   force_length=True, request_id=f"{key}/{i}") for i in range(c)]
+                reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c),
+                                   max_tokens=params.output_tokens, force_length=True,
+                                   request_id=f"{key}/{i}") for i in range(c)]
                 t0 = time.perf_counter_ns()
                 gens = backend.generate(reqs)
                 for i, g in enumerate(gens):
@@ -225,6 +235,10 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
              log_dir: Path, progress=None) -> None:
     """The same prompt over the engine's OpenAI-compatible server, c concurrent streams."""
     eng = target.spec.engine
+    if eng == "llamacpp" and target.spec.replica:
+        print(f"skipped over HTTP: {target.name} — llama_cpp.server takes text prompts only and a "
+              "replica GGUF has no vocabulary (measured in-process instead)")
+        return
     done = results.done_keys()
     todo = [(c, rep) for c in params.http_concurrency for rep in range(params.repetitions)
             if not all(f"{target.name}/http/c{c}/r{rep}/{i}" in done for i in range(c))]
@@ -246,8 +260,9 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
                                                 force_length=True))
         for c, rep in todo:
             key = f"{target.name}/http/c{c}/r{rep}"
-            reqs = [GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
-                               force_length=True, request_id=f"{key}/{i}") for i in range(c)]
+            reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c + 500),
+                               max_tokens=params.output_tokens, force_length=True,
+                               request_id=f"{key}/{i}") for i in range(c)]
             t0 = time.perf_counter_ns()
             with ThreadPoolExecutor(max_workers=c) as pool:
                 gens = list(pool.map(client.completion_stream, reqs))

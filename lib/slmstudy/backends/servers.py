@@ -197,6 +197,13 @@ class LlamaCppServer(ManagedServer):
         kept) with the same GGUF's vocabulary, and the server re-tokenizes them."""
         from llama_cpp import Llama
 
+        from ..artifacts import check_gguf
+
+        if _field_str(check_gguf(self.gguf_path), "tokenizer.ggml.model") in (None, "none"):
+            raise ServerError(
+                f"{self.gguf_path.name} has no vocabulary (a replica): llama_cpp.server only takes "
+                "text prompts, so it cannot be driven with token ids. Measure replicas in-process "
+                "or through vLLM's server, which accepts token ids.")
         vocab = Llama(model_path=str(self.gguf_path), vocab_only=True, verbose=False)
         c = super().client()
         c.ids_to_prompt = lambda ids: vocab.detokenize(ids, special=True).decode("utf-8", "replace")
@@ -205,7 +212,10 @@ class LlamaCppServer(ManagedServer):
     def command(self):
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf_path),
                "--host", HOST, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--model_alias", self.model_name, "--n_gpu_layers", str(self.n_gpu_layers)]
+               "--model_alias", self.model_name, "--n_gpu_layers", str(self.n_gpu_layers),
+               # the default interrupts a running stream when another request arrives, which
+               # would truncate concurrent requests
+               "--interrupt_requests", "False"]
         if self.n_threads:
             cmd += ["--n_threads", str(self.n_threads)]
         return cmd
@@ -222,19 +232,33 @@ class VLLMServer(ManagedServer):
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise StudyError(f"vllm serve needs an HF folder with config.json; none in {model_dir}")
+        # prefix caching off, as in the in-process engine: every request pays its own prefill
         self.args = ["--dtype", dtype, "--max-model-len", str(max_model_len),
-                     "--gpu-memory-utilization", str(gpu_memory_utilization)]
+                     "--gpu-memory-utilization", str(gpu_memory_utilization),
+                     "--no-enable-prefix-caching"]
         if enforce_eager:
             self.args.append("--enforce-eager")
         if random_weights:
             self.args += ["--load-format", "dummy"]
+            if not (self.model_dir / "tokenizer.json").is_file():
+                self.args.append("--skip-tokenizer-init")
         self.args += extra_args or []
+
+    def client(self) -> "OpenAIStreamClient":
+        c = super().client()
+        c.completion_extra = {"return_token_ids": True}  # exact output ids in every chunk
+        return c
 
     def command(self):
         exe = [sys.executable, "-m", "slmstudy.backends.vllm_cli"]  # = `vllm`, on either wheel
         return exe + ["serve", str(self.model_dir), "--host", HOST, "--port", str(self.port),
                       "--served-model-name", self.model_name, "--disable-log-stats",
                       *self.args]
+
+
+def _field_str(reader, key):
+    f = reader.fields.get(key)
+    return bytes(f.parts[f.data[0]]).decode() if f is not None else None
 
 
 class OpenAIStreamClient:
@@ -250,6 +274,7 @@ class OpenAIStreamClient:
         self.engine = engine
         self.timeout_s = timeout_s
         self.ids_to_prompt = None  # set for servers that only take text prompts
+        self.completion_extra: dict = {}
 
     def models(self) -> list[str]:
         import httpx
@@ -312,6 +337,7 @@ class OpenAIStreamClient:
                 "temperature": req.temperature, "seed": req.seed}
         if req.force_length:
             body.update(min_tokens=req.max_tokens, ignore_eos=True)
+        body.update(self.completion_extra)
         body.update(extra or {})
         return self._stream("/v1/completions", body, req.prompt_ids, req)
 

@@ -1,0 +1,112 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Claims ledger: which of the articles' numbers can be true?
+#
+# The five seed articles (`seeds/000`–`004`) state parameter counts, file sizes, memory needs,
+# context lengths and speeds without versions or setups. `data/claims.yaml` lists every such
+# number with the verbatim quote it comes from. Each claim is judged against arithmetic
+# (weights bytes = parameters × bits per weight ÷ 8), the architecture config of the model
+# registry, vendor datasheets (`data/hardware.yaml`) and physics (batch-1 decode tokens/s ≤
+# memory bandwidth ÷ bytes read per token). Verdicts: **consistent**, **inconsistent**,
+# **physically impossible**, or **not testable here** (the reason is given).
+# Rules and tolerances: `slmstudy/claims.py`.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from slmstudy import claims as C
+from slmstudy import ledger, plotting
+from slmstudy.params import validate
+from slmstudy.provenance import provenance
+from slmstudy.results import SectionResults, write_provenance
+
+# %% tags=["parameters"]
+run_id = "default"  # results go to build/runs/<run_id>/00_claims/
+
+# %%
+P = validate("00_claims", dict(run_id=run_id))
+results = SectionResults(P.run_id, "00_claims")
+write_provenance(P.run_id, provenance({"params_00_claims": P.model_dump()}))
+plotting.setup_style()
+pd.set_option("display.max_colwidth", None)
+print(f"results: {results.dir}")
+
+# %% [markdown]
+# ## The architecture facts the rules use
+# Read from the model registry (`slmstudy/models.py`, copied from each checkpoint's
+# `config.json`): exact parameter counts, context length, and the shapes the KV-cache and
+# roofline arithmetic need. `context_extended` is a vendor-documented RoPE-scaled length that the
+# shipped config does not enable.
+
+# %%
+claims, verdicts, arch, hardware = ledger.judge_ledger()
+pd.DataFrame(arch).T.assign(params_b=lambda d: d.params.astype(float) / 1e9)
+
+# %% [markdown]
+# ## Verdicts
+# How many of the articles' numbers survive the checks, overall and per article.
+
+# %%
+counts = C.verdict_counts(verdicts)
+by_article = pd.DataFrame(ledger.counts_by_article(claims, verdicts)).T
+by_article.loc["all"] = by_article.sum()
+display(Markdown(f"**{len(claims)} claims**: " + ", ".join(f"{n} {v}" for v, n in counts.items())))
+by_article
+
+# %% [markdown]
+# ### Verdicts per article
+# Look at the red and orange segments: numbers that contradict the arithmetic or the models'
+# configs (orange) and numbers no hardware could produce (red, e.g. decode speeds above the
+# memory-bandwidth roofline). Grey claims need a measurement this study has not made yet.
+
+# %%
+colors = {C.CONSISTENT: "#55a868", C.INCONSISTENT: "#dd8452", C.IMPOSSIBLE: "#c44e52",
+          C.NOT_TESTABLE: "#b0b0b0"}
+per = by_article.drop(index="all")
+fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(per) + 1.6))
+left = np.zeros(len(per))
+for verdict in C.VERDICTS:
+    ax.barh(per.index, per[verdict], left=left, color=colors[verdict], label=verdict)
+    left += per[verdict].to_numpy()
+ax.invert_yaxis()
+ax.set_xlabel("claims")
+ax.set_ylabel("article")
+ax.legend(loc="lower right", fontsize=8)
+ax.set_title("Claims ledger: verdict per claim, by seed article")
+plotting.save(fig, "00_claims_verdicts", caption="Verdict counts per seed article")
+plt.show()
+
+# %% [markdown]
+# ## The ledger, with evidence
+# Every claim: where it comes from (article §section and the verbatim quote), what it states,
+# the verdict, what the verdict rests on (`basis`) and the arithmetic behind it.
+
+# %%
+rows = C.ledger_rows(claims, verdicts)
+table = pd.DataFrame(rows)
+order = {v: i for i, v in enumerate((C.IMPOSSIBLE, C.INCONSISTENT, C.CONSISTENT, C.NOT_TESTABLE))}
+table = table.sort_values(["verdict", "article", "id"], key=lambda s: s.map(order) if s.name == "verdict" else s)
+table[["id", "section", "quote", "model", "metric", "claimed", "precision", "hardware",
+       "verdict", "basis", "evidence"]].reset_index(drop=True)
+
+# %%
+summary_path = results.write_summary({
+    "n_claims": len(claims), "verdict_counts": counts,
+    "by_article": ledger.counts_by_article(claims, verdicts),
+    "rows": rows, "arch": arch, "params": P.model_dump()})
+print(f"summary: {summary_path}")
