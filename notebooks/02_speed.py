@@ -26,7 +26,7 @@
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from slmstudy import plotting, speed
 from slmstudy.params import validate

@@ -282,7 +282,7 @@ def prepare(key: str = EMBEDDED_KEY, gguf_source: str | os.PathLike | None = Non
     `gguf_source` defaults to the embedded SmolLM2 GGUF. Idempotent: completed artifacts are
     reused; a rerun after an interruption rebuilds only what is missing.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     src = Path(gguf_source) if gguf_source else embedded_gguf_path()
     root = cache_dir() / key

@@ -86,9 +86,22 @@ class DeploymentParams(_Strict):
     engines: list[str] = list(ENGINES)
     servers: list[str] = ["llamacpp", "vllm"]
     load_repetitions: int = Field(2, ge=1)
+    drop_page_cache: bool = True
+    vllm_tool_parser: str | None = "hermes"
     webui: bool = False
 
-    _e = field_validator("engines")(classmethod(lambda cls, v: _engines_ok(v)))
+    @field_validator("engines")
+    @classmethod
+    def _engines(cls, v):
+        return _engines_ok(v)
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, v):
+        bad = [e for e in v if e not in ("llamacpp", "vllm")]
+        if bad:
+            raise ValueError(f"servers exist for llamacpp and vllm only, not {bad}")
+        return v
 
 
 from .params_claims import ClaimsParams  # noqa: E402

@@ -84,7 +84,7 @@ def write_gguf_replica(arch: Architecture, path: Path, dtype: str = "F16", seed:
     """Stream a random-weight GGUF to `path` tensor by tensor (memory ≈ one tensor). Returns
     the parameter count written."""
     import gguf
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if dtype not in GGUF_FLOAT_TYPES:
         raise StudyError(f"GGUF replica base dtype must be one of {GGUF_FLOAT_TYPES}, got {dtype}")

@@ -227,7 +227,7 @@ class VLLMServer(ManagedServer):
     def __init__(self, model_dir, *, dtype: str = "auto", max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.3, enforce_eager: bool = True,
                  random_weights: bool = False, extra_args: list[str] | None = None, **kw):
-        kw.setdefault("env", {"VLLM_CPU_KVCACHE_SPACE": "2"})
+        kw.setdefault("env", {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_LOGGING_LEVEL": "WARNING"})
         super().__init__(**kw)
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():

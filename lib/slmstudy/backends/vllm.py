@@ -27,6 +27,7 @@ class VLLMBackend(Backend):
                 f"vLLM needs an HF model folder with config.json; not found in {self.model_path}. "
                 "Run slmstudy.artifacts.prepare() or point models.<name>.path at one.")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep notebooks readable
         from vllm import LLM
 
         o = self.options
