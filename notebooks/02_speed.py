@@ -44,6 +44,7 @@ http_engines = ["llamacpp", "vllm"]  # engines also measured through their OpenA
 http_concurrency = [1, 4]  # concurrent HTTP streams
 bandwidth_bytes = 1073741824  # size of the bandwidth-test copy, bytes
 threads = None  # CPU threads for the engines (None = all cores)
+vllm_bench = True  # validate our HTTP client against `vllm bench serve` on the same server
 targets = [  # model × engine × format; replica: random weights in the real architecture
     {"model": "smollm2_135m", "engine": "transformers", "dtype": "float32"},
     {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32"},
@@ -58,7 +59,7 @@ P = validate("02_speed", dict(
     run_id=run_id, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
     repetitions=repetitions, warmup=warmup, concurrency=concurrency, http_engines=http_engines,
     http_concurrency=http_concurrency, bandwidth_bytes=bandwidth_bytes, threads=threads,
-    targets=targets))
+    vllm_bench=vllm_bench, targets=targets))
 speed.preflight(P)  # bad values and models that cannot fit are refused before anything loads
 results = SectionResults(P.run_id, "02_speed")
 write_provenance(P.run_id, provenance({"params_02_speed": P.model_dump()}))
@@ -181,9 +182,28 @@ if len(agree):
     display(Markdown(f"Largest gap between our clock and llama.cpp's: **{worst:.1%}** "
                      + ("(over 10%: see the note below)" if worst > 0.10 else "(within 10%)")))
 
+# %% [markdown]
+# ## Validation against vLLM's own benchmark client (`vllm bench serve`)
+# On one `vllm serve` instance: our streaming client's medians, then vLLM's `bench serve`
+# (random dataset, same prompt/output lengths, same concurrency). A gap over 10% would mean our
+# client (or its clock) adds or hides time.
+
+# %%
+bench = None
+vllm_real = [t for t in resolved if t.spec.engine == "vllm" and not t.spec.replica]
+if P.vllm_bench and vllm_real:
+    bench = speed.validate_against_vllm_bench(vllm_real[0], P, results.dir / "vllm_bench")
+    cmp = pd.DataFrame(bench["comparison"])
+    display(cmp.round(3))
+    worst = float(cmp["gap"].abs().max())
+    display(Markdown(f"Largest gap to `vllm bench serve`: **{worst:.1%}** "
+                     + ("— over 10%: investigate (see the notes of this section)" if worst > 0.10
+                        else "— within 10%")))
+
 # %%
 summary_path = results.write_summary({
     "bandwidth": bw, "rows": rows,
     "llamacpp_clock_agreement": agree.to_dict(orient="records") if len(agree) else [],
+    "vllm_bench_validation": bench,
     "params": P.model_dump()})
 print(f"summary: {summary_path}")

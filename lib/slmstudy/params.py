@@ -62,6 +62,7 @@ class SpeedParams(_Strict):
     http_concurrency: list[int] = [1, 4]
     bandwidth_bytes: int = Field(2 * 2**30, gt=0, description="size of the bandwidth test copy")
     threads: int | None = None
+    vllm_bench: bool = True  # compare our HTTP client with `vllm bench serve` on one server
 
     @field_validator("concurrency", "http_concurrency")
     @classmethod

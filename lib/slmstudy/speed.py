@@ -341,3 +341,69 @@ def llamacpp_clock_agreement(records: list[dict]) -> list[dict]:
                     "ratio": r["decode_tok_s"] / engine_rate,
                     "ours_ttft_s": r["ttft_s"], "engine_prefill_s": t["t_p_eval_ms"] / 1e3})
     return out
+
+
+def vllm_bench_serve(server, tokenizer_dir: Path, prompt_tokens: int, output_tokens: int,
+                     num_prompts: int, concurrency: int, out_dir: Path) -> dict:
+    """vLLM's own client benchmark (`vllm bench serve`, random dataset, same lengths) against a
+    running vLLM server; returns its result JSON (median_ttft_ms, median_tpot_ms, …)."""
+    import subprocess
+    import sys
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"bench-c{concurrency}.json"
+    cmd = [sys.executable, "-m", "slmstudy.backends.vllm_cli", "bench", "serve",
+           "--backend", "vllm", "--base-url", server.base_url, "--model", server.model_name,
+           "--tokenizer", str(tokenizer_dir), "--dataset-name", "random",
+           "--random-input-len", str(prompt_tokens), "--random-output-len", str(output_tokens),
+           "--num-prompts", str(num_prompts), "--max-concurrency", str(concurrency),
+           "--ignore-eos", "--seed", "0", "--save-result", "--result-dir", str(out_dir),
+           "--result-filename", name, "--disable-tqdm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0:
+        raise StudyError(f"vllm bench serve failed (exit {proc.returncode}):\n"
+                         f"{(proc.stdout + proc.stderr)[-2000:]}")
+    return json.loads((out_dir / name).read_text())
+
+
+def compare_with_vllm_bench(ours: dict, bench: dict) -> list[dict]:
+    """Our HTTP medians vs vLLM's bench serve medians, same server, lengths and concurrency."""
+    pairs = [("TTFT (ms)", ours["ttft_s"] * 1e3, bench["median_ttft_ms"]),
+             ("TPOT (ms)", 1e3 / ours["decode_tok_s"], bench["median_tpot_ms"]),
+             ("ITL p50 (ms)", ours["itl_p50_s"] * 1e3, bench["median_itl_ms"])]
+    return [{"metric": m, "ours": a, "vllm_bench": b, "gap": a / b - 1} for m, a, b in pairs]
+
+
+def validate_against_vllm_bench(target: ResolvedTarget, params: SpeedParams, out_dir: Path,
+                                concurrency: int = 1) -> dict:
+    """On one `vllm serve`: our client's medians, then `vllm bench serve` with the same lengths
+    and concurrency; returns both and their relative gaps."""
+    if target.spec.engine != "vllm" or target.tokenizer_dir is None:
+        raise StudyError("the vLLM bench comparison needs a real (tokenized) vLLM target")
+    n = max(params.repetitions * concurrency, 4)
+    n_ctx = params.prompt_tokens + params.output_tokens + 64
+    srv = VLLMServer(target.path, dtype=target.spec.dtype, max_model_len=n_ctx,
+                     log_dir=out_dir / "logs", model_name=target.spec.model)
+    prompt = synthetic_prompt(params.prompt_tokens, target)
+    with srv:
+        client = srv.client()
+        client.completion_stream(GenRequest(prompt_ids=prompt, max_tokens=8, force_length=True))
+        gens = []
+        for k in range(0, n, concurrency):
+            reqs = [GenRequest(prompt_ids=salted(prompt, 900 + k + i),
+                               max_tokens=params.output_tokens, force_length=True)
+                    for i in range(concurrency)]
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                gens += list(pool.map(client.completion_stream, reqs))
+        bench = vllm_bench_serve(srv, target.tokenizer_dir, params.prompt_tokens,
+                                 params.output_tokens, n, concurrency, out_dir)
+    itl = [x for g in gens for x in metrics.itl_s(g.token_times_ns)]
+    ours = {"ttft_s": float(np.median([g.ttft_s for g in gens])),
+            "decode_tok_s": float(np.median([g.decode_tok_s for g in gens])),
+            "itl_p50_s": metrics.percentile(itl, 50)}
+    return {"concurrency": concurrency, "n_requests": n, "ours": ours,
+            "vllm_bench": {k: bench[k] for k in ("median_ttft_ms", "median_tpot_ms",
+                                                 "median_itl_ms", "output_throughput",
+                                                 "completed")},
+            "comparison": compare_with_vllm_bench(ours, bench)}

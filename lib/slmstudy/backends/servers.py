@@ -206,6 +206,8 @@ class LlamaCppServer(ManagedServer):
                 "or through vLLM's server, which accepts token ids.")
         vocab = Llama(model_path=str(self.gguf_path), vocab_only=True, verbose=False)
         c = super().client()
+        # no usage block when streaming: logprobs name the tokens of each chunk (exact count)
+        c.completion_extra = {"logprobs": 1}
         c.ids_to_prompt = lambda ids: vocab.detokenize(ids, special=True).decode("utf-8", "replace")
         return c
 
@@ -289,6 +291,7 @@ class OpenAIStreamClient:
         body = {**body, "model": self.model, "stream": True,
                 "stream_options": {"include_usage": True}}
         chunks_t, pieces, ids, usage, finish = [], [], [], None, None
+        n_counted = 0
         t_send = time.perf_counter_ns()
         with httpx.stream("POST", f"{self.base_url}{path}", json=body,
                           timeout=self.timeout_s) as r:
@@ -310,23 +313,27 @@ class OpenAIStreamClient:
                     if text is None:
                         text = (ch.get("delta") or {}).get("content")
                     tok_ids = ch.get("token_ids") or []
-                    if text or tok_ids:
-                        chunks_t.append(t)
+                    lp_tokens = (ch.get("logprobs") or {}).get("tokens") or []
+                    if text or tok_ids or lp_tokens:
+                        # one arrival time per token carried by this chunk
+                        k = len(tok_ids) or len(lp_tokens) or 1
+                        chunks_t.extend([t] * k)
+                        n_counted += k
                         pieces.append(text or "")
                         ids.extend(tok_ids)
                     finish = ch.get("finish_reason") or finish
-        # exact count from the server's usage block; servers without one (llama_cpp.server when
-        # streaming) send one token per chunk, so the chunk count is the token count there.
+        # exact count from the server's usage block; llama_cpp.server sends none when streaming,
+        # so there tokens are counted from each chunk's logprobs.tokens (requested for that).
         n = (usage or {}).get("completion_tokens")
-        counted_by = "usage" if n is not None else "chunks"
+        counted_by = "usage" if n is not None else "chunk tokens"
         if n is None:
-            n = len(chunks_t)
+            n = n_counted
         return Generation(
             engine=self.engine, model=self.model, prompt_ids=list(prompt_ids), output_ids=ids,
             text="".join(pieces), t_send_ns=t_send, token_times_ns=chunks_t,
             finish_reason=finish or "?", forced_length=req.max_tokens if req.force_length else None,
             request_id=req.request_id,
-            engine_timings={"usage": usage, "n_chunks": len(chunks_t), "completion_tokens": n,
+            engine_timings={"usage": usage, "n_chunks": len(pieces), "completion_tokens": n,
                             "tokens_counted_by": counted_by},
         )
 

@@ -1,0 +1,82 @@
+"""Notebooks 01 and 02 executed by papermill with the smoke parameters; assertions on results."""
+
+import json
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from slmstudy.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+ENGINES = {"transformers", "vllm", "llamacpp", "ortgenai"}
+
+
+def _servers_running():
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "llama_cpp.server" in cmd or "vllm_cli serve" in cmd:
+            out.append(p.pid)
+    return out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, arts):
+    build = tmp_path_factory.mktemp("build")
+    env = {**os.environ, "SLMSTUDY_BUILD": str(build), "MPLBACKEND": "Agg"}
+    before = set(_servers_running())
+    proc = subprocess.run(
+        [sys.executable, "-m", "slmstudy.cli", "run", "--params", "smoke", "--notebooks",
+         "01_deployment,02_speed", "--run-id", "ci-smoke", "--quiet"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(_servers_running()) - before == set(), "a server outlived the notebooks"
+    return build / "runs" / "ci-smoke"
+
+
+def test_speed_results(smoke_run):
+    summary = json.loads((smoke_run / "02_speed" / "summary.json").read_text())
+    records = [json.loads(l) for l in (smoke_run / "02_speed" / "samples.jsonl").open()]
+    params = summary["params"]
+    assert {r["engine"] for r in summary["rows"]} == ENGINES
+    assert {r["mode"] for r in summary["rows"]} == {"inproc", "http"}
+    for r in records:
+        assert r["n_tokens"] == params["output_tokens"], r["key"]
+        assert 0 < r["ttft_s"] < r["e2e_s"], r["key"]
+        if r["mode"] == "inproc":
+            assert len(r["token_times_ns"]) == params["output_tokens"]
+    assert any(r["label"] == "replica" for r in records) and any(r["label"] == "real" for r in records)
+    for row in summary["rows"]:
+        for m in ("ttft_s", "decode_tok_s", "e2e_s"):
+            assert row[f"{m}_ci_low"] <= row[m] <= row[f"{m}_ci_high"], (row["target"], m)
+        assert row["n_requests"] >= params["repetitions"] * row["concurrency"]
+        if row["roofline_fraction"] is not None:
+            assert 0 < row["roofline_fraction"] <= 1.05, row["target"]
+    assert summary["bandwidth"]["bandwidth_bytes_s"] > 1e9
+    agree = summary["llamacpp_clock_agreement"]
+    assert agree and all(0.8 < a["ratio"] <= 1.02 for a in agree)
+
+
+def test_deployment_results(smoke_run):
+    s = json.loads((smoke_run / "01_deployment" / "summary.json").read_text())
+    loads = {(l["engine"], l["kind"]) for l in s["loads"]}
+    assert loads == {(e, k) for e in ENGINES for k in ("cold", "warm")}
+    assert all(l["load_s"] > 0 and l["peak_rss_MB"] > 50 for l in s["loads"])
+    feats = {(f["server"], f["feature"]): f for f in s["features"]}
+    for server in ("llamacpp-server", "vllm-server"):
+        assert feats[(server, "streaming")]["ok"]
+        assert {f for (srv, f) in feats if srv == server} >= {
+            "streaming", "stop sequences", "JSON mode", "JSON schema", "tool call (forced)",
+            "tool call (auto)"}
+        assert all(feats[(server, f)]["request"]["messages"] for f in ("JSON mode",))
+    assert {x["server"] for x in s["servers"]} == {"llamacpp-server", "vllm-server"}
+
+
+def test_report_pages_exist(smoke_run):
+    report = smoke_run.parent.parent / "report"
+    assert (report / "index.html").is_file()
+    html = (report / "index.html").read_text()
+    assert "01_deployment" in html and "02_speed" in html
