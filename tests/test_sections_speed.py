@@ -14,26 +14,34 @@ pytestmark = pytest.mark.slow
 ENGINES = {"transformers", "vllm", "llamacpp", "ortgenai"}
 
 
-def _servers_running():
+MARK = "SLMSTUDY_TEST_MARK"
+
+
+def _servers_running(mark: str):
+    """Servers started by this test's run (they inherit the marker in their environment)."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "llama_cpp.server" in cmd or "vllm_cli serve" in cmd:
-            out.append(p.pid)
+            try:
+                if p.environ().get(MARK) == mark:
+                    out.append(p.pid)
+            except psutil.Error:
+                pass
     return out
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, arts):
     build = tmp_path_factory.mktemp("build")
-    env = {**os.environ, "SLMSTUDY_BUILD": str(build), "MPLBACKEND": "Agg"}
-    before = set(_servers_running())
+    mark = build.name
+    env = {**os.environ, "SLMSTUDY_BUILD": str(build), "MPLBACKEND": "Agg", MARK: mark}
     proc = subprocess.run(
         [sys.executable, "-m", "slmstudy.cli", "run", "--params", "smoke", "--notebooks",
          "01_deployment,02_speed", "--run-id", "ci-smoke", "--quiet"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert set(_servers_running()) - before == set(), "a server outlived the notebooks"
+    assert _servers_running(mark) == [], "a server outlived the notebooks"
     return build / "runs" / "ci-smoke"
 
 

@@ -34,7 +34,16 @@ class SpeedTarget(_Strict):
                                           "for GGUF replicas")
     dtype: str = "float32"
     replica: bool = False
+    compile: bool = False  # transformers: static KV cache + torch.compile (the documented fast path)
+    concurrency: list[int] | None = None  # this target's in-process levels (default: the section's)
     label: str | None = None
+
+    @field_validator("concurrency")
+    @classmethod
+    def _conc(cls, v):
+        if v is not None and any(c < 1 for c in v):
+            raise ValueError(f"concurrency levels must be ≥ 1, got {v}")
+        return v
 
     @field_validator("engine")
     @classmethod
@@ -46,7 +55,9 @@ class SpeedTarget(_Strict):
         if self.label:
             return self.label
         kind = "replica" if self.replica else "real"
-        fmt = self.format if self.engine in ("llamacpp", "ortgenai") or self.replica else self.dtype
+        fmt = self.format if self.engine in ("llamacpp", "ortgenai") else self.dtype
+        if self.compile:
+            fmt += "+compile"
         return f"{self.model}/{self.engine}/{fmt}/{kind}"
 
 
@@ -63,6 +74,7 @@ class SpeedParams(_Strict):
     bandwidth_bytes: int = Field(2 * 2**30, gt=0, description="size of the bandwidth test copy")
     threads: int | None = None
     vllm_bench: bool = True  # compare our HTTP client with `vllm bench serve` on one server
+    device: Literal["cpu", "cuda"] = "cpu"
 
     @field_validator("concurrency", "http_concurrency")
     @classmethod

@@ -45,6 +45,9 @@ def git_state(root: Path = REPO_ROOT) -> dict:
             return ""
 
     commit = run("rev-parse", "HEAD")
+    if not commit and os.environ.get("SLMSTUDY_GIT_COMMIT"):  # a copied tree without .git (GPU)
+        return {"commit": os.environ["SLMSTUDY_GIT_COMMIT"], "dirty": None,
+                "source": "SLMSTUDY_GIT_COMMIT"}
     dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
     return {"commit": commit or None, "dirty": dirty}
 

@@ -32,25 +32,30 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # ---------------------------------------------------------------- hardware limit
 
 
-def measure_bandwidth(nbytes: int = 2 * 2**30, repeats: int = 5) -> dict:
-    """Memory bandwidth from a large copy (torch, all threads): bytes read + written per second.
-
-    Best of `repeats`; a batch-1 decode step streams the weights once, so this is its ceiling.
-    """
+def measure_bandwidth(nbytes: int = 2 * 2**30, repeats: int = 5, device: str = "cpu") -> dict:
+    """Memory bandwidth from a large copy (torch; all CPU threads, or device-to-device on a GPU):
+    bytes read + written per second, best of `repeats`. A batch-1 decode step streams the weights
+    once, so this is its ceiling."""
     import torch
 
     n = int(nbytes)
-    src = torch.ones(n, dtype=torch.uint8)
+    src = torch.ones(n, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)  # touch pages
     times = []
     for _ in range(repeats):
+        if device != "cpu":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         dst.copy_(src)
+        if device != "cpu":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     best = min(times)
+    del src, dst
     return {"copy_bytes": n, "best_s": best, "median_s": float(np.median(times)),
             "bandwidth_bytes_s": 2 * n / best, "threads": torch.get_num_threads(),
+            "device": device if device == "cpu" else torch.cuda.get_device_name(),
             "method": "torch uint8 copy_ (read + write counted)"}
 
 
@@ -128,6 +133,8 @@ def check_targets_fit(targets: list[ResolvedTarget]) -> None:
 def preflight(params: SpeedParams) -> None:
     """Everything that can be refused before a model is loaded or an artifact is written."""
     for t in params.targets:
+        if params.device == "cuda":
+            continue  # weights live in GPU memory; the engines check it themselves
         if t.replica:
             arch = get_model(t.model).arch
             b = DTYPE_BYTES.get(t.dtype, 2) if t.engine in ("transformers", "vllm") else 0.6
@@ -188,23 +195,40 @@ def _record(g, *, key, target: ResolvedTarget, mode, concurrency, rep, idx, batc
     return r
 
 
+def engine_options(target: ResolvedTarget, params: SpeedParams) -> dict:
+    """Backend options for a target on this device (CPU defaults, or everything on the GPU)."""
+    opts = dict(target.options)
+    gpu = params.device == "cuda"
+    eng = target.spec.engine
+    n_ctx = params.prompt_tokens + params.output_tokens + 64
+    opts["device"] = params.device
+    if eng == "llamacpp":
+        opts.update(n_ctx=n_ctx, n_threads=params.threads)
+        if gpu:
+            opts.update(n_gpu_layers=-1, flash_attn=True)
+    if eng == "transformers":
+        if params.threads:
+            opts["threads"] = params.threads
+        if target.spec.compile:
+            opts.update(static_cache=True, compile=True)
+    if eng == "vllm":
+        opts.update(max_model_len=n_ctx,
+                    max_num_seqs=max(target.spec.concurrency or params.concurrency))
+        if gpu:  # CUDA graphs + torch.compile, most of the card for weights + KV cache
+            opts.update(enforce_eager=False, gpu_memory_utilization=0.85)
+    return opts
+
+
 def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
                   progress=None) -> None:
     """Load once, warm up, then repetitions × concurrency levels; records appended as they finish."""
     done = results.done_keys()
-    todo = [(c, rep) for c in params.concurrency for rep in range(params.repetitions)
+    levels = target.spec.concurrency or params.concurrency
+    todo = [(c, rep) for c in levels for rep in range(params.repetitions)
             if not all(f"{target.name}/inproc/c{c}/r{rep}/{i}" in done for i in range(c))]
     if not todo:
         return
-    opts = dict(target.options)
-    if target.spec.engine == "llamacpp":
-        opts.update(n_ctx=params.prompt_tokens + params.output_tokens + 64,
-                    n_threads=params.threads)
-    if target.spec.engine == "transformers" and params.threads:
-        opts["threads"] = params.threads
-    if target.spec.engine == "vllm":
-        opts.update(max_model_len=params.prompt_tokens + params.output_tokens + 64,
-                    max_num_seqs=max(params.concurrency))
+    opts = engine_options(target, params)
     prompt = synthetic_prompt(params.prompt_tokens, target)
     with PeakRSS() as mem:
         backend = make_backend(target.spec.engine, target.path, **opts)
@@ -407,3 +431,69 @@ def validate_against_vllm_bench(target: ResolvedTarget, params: SpeedParams, out
                                                  "median_itl_ms", "output_throughput",
                                                  "completed")},
             "comparison": compare_with_vllm_bench(ours, bench)}
+
+
+def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
+                http: bool = True, log=print) -> dict:
+    """The whole section without a notebook (same calls, same files): for machines without
+    Jupyter, e.g. the lent GPU. `engines` limits which targets run in this call; the summary is
+    always derived from every record in the results folder."""
+    from tqdm import tqdm
+
+    preflight(params)
+    bw_file = results.dir / "bandwidth.json"
+    if bw_file.is_file():
+        bw = json.loads(bw_file.read_text())
+    else:
+        bw = measure_bandwidth(params.bandwidth_bytes, device=params.device)
+        bw_file.write_text(json.dumps(bw, indent=2))
+    log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
+    for spec in params.targets:
+        if engines and spec.engine not in engines:
+            continue
+        t0 = time.perf_counter()
+        target = resolve_target(spec)
+        log(f"{target.name}: artifact ready in {time.perf_counter() - t0:.0f} s")
+        bar = tqdm(total=len(spec.concurrency or params.concurrency) * params.repetitions,
+                   desc=target.name)
+        run_inprocess(target, params, results, progress=bar)
+        bar.close()
+        if http and spec.engine in params.http_engines:
+            run_http(target, params, results, log_dir=results.dir / "logs")
+        log(f"{target.name}: done in {time.perf_counter() - t0:.0f} s")
+    records = results.records()
+    summary = {"bandwidth": bw, "rows": summarize(records, bw["bandwidth_bytes_s"]),
+               "llamacpp_clock_agreement": llamacpp_clock_agreement(records),
+               "params": params.model_dump()}
+    results.write_summary(summary)
+    return summary
+
+
+def _main(argv=None) -> None:
+    import argparse
+
+    from .params import load_params
+    from .provenance import provenance
+    from .results import write_provenance
+
+    ap = argparse.ArgumentParser(description="run the speed section headless (same records as "
+                                             "notebooks/02_speed)")
+    ap.add_argument("--params", required=True, help="a params YAML (e.g. params/h100/02_speed.yaml)")
+    ap.add_argument("--runs-root", default=None, help="results root (default build/runs)")
+    ap.add_argument("--engines", default="", help="comma-separated subset of engines to run now")
+    ap.add_argument("--no-http", action="store_true")
+    a = ap.parse_args(argv)
+    p = load_params("02_speed", a.params)
+    root = Path(a.runs_root) if a.runs_root else None
+    results = SectionResults(p.run_id, "02_speed", root=root)
+    write_provenance(p.run_id, provenance({"params_02_speed": p.model_dump()}), root=root)
+    engines = set(filter(None, a.engines.split(","))) or None
+    summary = run_section(p, results, engines=engines, http=not a.no_http)
+    for r in summary["rows"]:
+        if r["concurrency"] == 1:
+            print(f"{r['target']:55s} {r['mode']:6s} ttft {r['ttft_s'] * 1e3:8.1f} ms  decode "
+                  f"{r['decode_tok_s']:8.1f} tok/s  roofline {r.get('roofline_fraction') or 0:.2f}")
+
+
+if __name__ == "__main__":
+    _main()
