@@ -234,9 +234,9 @@ def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionR
         backend = make_backend(target.spec.engine, target.path, **opts)
         load_s = backend.load()
         try:
-            for w in range(params.warmup):
-                backend.generate_one(GenRequest(prompt_ids=prompt, max_tokens=min(
-                    16, params.output_tokens), force_length=True, request_id="warmup"))
+            for w in range(params.warmup):  # full length: compiled engines build their graphs
+                backend.generate_one(GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
+                                                force_length=True, request_id="warmup"))
             for c, rep in todo:
                 key = f"{target.name}/inproc/c{c}/r{rep}"
                 reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c),

@@ -37,6 +37,9 @@ for eng in ${1//,/ }; do
   echo "=== $eng ==="
   python3 -m slmstudy.speed --params params/h100/02_speed.yaml --runs-root "$RUNS" --engines "$eng" --no-http || rc=$?
 done
-mkdir -p "$OUT/runs" && cp -r "$RUNS"/. "$OUT/runs/"
+# flat copy: the device tool brings back shallow paths only
+for f in "$RUNS"/h100/provenance.json "$RUNS"/h100/02_speed/*.json "$RUNS"/h100/02_speed/*.jsonl; do
+  [ -f "$f" ] && cp "$f" "$OUT/"
+done
 [ -f "$S/llamacpp-build.log" ] && cp "$S/llamacpp-build.log" "$OUT/"
 exit $rc

@@ -66,9 +66,12 @@ class TransformersBackend(Backend):
             if not self.replica:
                 raise
         self.eos_ids = _eos_ids(self.model.generation_config)
+        # static_cache / compile: transformers' documented fast path. generate() compiles the
+        # forward pass itself (CUDA graphs, "reduce-overhead") whenever the KV cache is static and
+        # the model is on a GPU; wrapping forward in torch.compile by hand on top of that breaks
+        # CUDA-graph output reuse. On CPU the static cache runs uncompiled.
         if opts.get("compile"):
-            self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead",
-                                               fullgraph=True)
+            self.options["static_cache"] = True
 
     def n_params(self) -> int:
         return self.model.num_parameters()
