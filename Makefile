@@ -5,13 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.slmstudy-installed
 PARAMS ?= default
 
-.PHONY: setup study test test-fast lock clean-cache models report screenshot
+.PHONY: setup study test test-fast lock clean-cache models report screenshot webui
 
 setup: $(STAMP)
 
 $(STAMP): requirements/cpu.lock.txt pyproject.toml scripts/setup_env.sh
 	VENV=$(VENV) bash scripts/setup_env.sh
 	touch $(STAMP)
+
+## webui: Open WebUI 0.12.4 (+ playwright for the browser checks) in its own venv, .venv-webui/
+webui:
+	bash scripts/setup_webui.sh
 
 ## models: derive the embedded model's artifacts (GGUF, HF safetensors, ONNX int4) into the cache
 models: setup

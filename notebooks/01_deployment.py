@@ -26,9 +26,10 @@ import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from slmstudy import artifacts, deployment, plotting
+from slmstudy import webui as openwebui  # `webui` is the parameter
 from slmstudy.backends.servers import LlamaCppServer, VLLMServer
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
@@ -42,15 +43,13 @@ servers = ["llamacpp", "vllm"]  # OpenAI-compatible servers to probe
 load_repetitions = 2  # cold (fresh process) and warm (same process) loads per engine
 drop_page_cache = True  # drop the OS page cache before each cold load (root only)
 vllm_tool_parser = "hermes"  # tool-call parser for vllm serve; None = vLLM as shipped
-webui = False  # also bring up Open WebUI in front of the servers (not yet available)
+webui = False  # also bring up llama.cpp server + Open WebUI and chat through a browser (`make webui`)
 
 # %%
 P = validate("01_deployment", dict(
     run_id=run_id, model=model, engines=engines, servers=servers,
     load_repetitions=load_repetitions, drop_page_cache=drop_page_cache,
     vllm_tool_parser=vllm_tool_parser, webui=webui))
-if P.webui:
-    raise NotImplementedError("webui: true is not implemented yet (issue: Open WebUI stack)")
 results = SectionResults(P.run_id, "01_deployment")
 write_provenance(P.run_id, provenance({"params_01_deployment": P.model_dump()}))
 plotting.setup_style()
@@ -161,9 +160,78 @@ for p in probes:
                      f"```json\n{json.dumps(p['request'], ensure_ascii=False, indent=1)}\n```\n"
                      "</details>"))
 
+# %% [markdown]
+# ## The articles' stack: an engine + Open WebUI, through its API and in a real browser
+# *(runs with `webui: true`, e.g. `params/webui/`; needs `make webui`.)*
+# Articles 000 §2, 002 §3 and 004 §3 deploy "vLLM + Open WebUI" and describe the chat page. Here
+# llama_cpp.server (seconds to start on a CPU; Open WebUI talks to `vllm serve` the same way, through
+# its OpenAI-compatible `/v1`) and Open WebUI 0.12.4 run on 127.0.0.1, offline, each torn down at the
+# end. The admin account is created through the API; the same Chinese and English questions go to
+# the engine directly, through Open WebUI's API, and through the chat page in headless Chromium,
+# where the clock runs from pressing Enter to the first answer text in the page. Every request is
+# matched with the engine's own log line, so each answer is shown to come from the engine.
+
+# %%
+if P.webui:
+    prior = [r for r in results.records() if r["key"] == "webui/stack"]
+    if prior:
+        W = prior[-1]["stack"]
+    else:
+        W = openwebui.measure_stack(arts.gguf, model_name=P.model, log_dir=results.dir / "logs",
+                                screenshot_dir=results.dir / "webui")
+        results.append({"key": "webui/stack", "stack": W})
+    display(pd.DataFrame([W["startup"]]).round(2))
+    display(pd.DataFrame(W["memory"]).round(0))
+    print("models listed by Open WebUI:", W["models"], "| admin role:", W["admin_role"])
+    print("sockets outside 127.0.0.0/8:", W["network"]["outside_loopback"] or "none",
+          f"(loopback connections seen: {W['network']['loopback_connections_seen']});",
+          "page hosts:", W["browser_run"]["hosts"], "| PIDs left after teardown:", W["pids_left"])
+else:
+    print("webui: false — Open WebUI section skipped")
+
+# %% [markdown]
+# ### Time to the first token: at the engine, through Open WebUI's API, in the browser
+# Medians (warm-up discarded). `over_engine_ms` is what each path adds to the engine's own TTFT;
+# `prompt_tokens` (from the engine's log) is the same on every path, so Open WebUI sends the
+# question as is. The browser path adds the page's work: creating the chat, the socket events that
+# carry the tokens, rendering.
+
+# %%
+if P.webui:
+    display(pd.DataFrame(openwebui.timings_table(W)).round(1))
+    display(pd.DataFrame([{k: r[k] for k in ("lang", "question", "answer")} for r in W["browser"]]))
+
+# %% [markdown]
+# ### The chat page
+# Screenshots taken by the browser right after each answer was complete: the question typed into
+# the chat box and the engine's answer as Open WebUI shows it.
+
+# %%
+if P.webui:
+    fig = openwebui.compose_screenshots([r["screenshot"] for r in W["browser"]],
+                                    [f"{r['lang']}: {r['question']}" for r in W["browser"]])
+    png = plotting.save(fig, "01_webui_chat", caption="Open WebUI chat page in headless Chromium, "
+                        "one Chinese and one English question, answered by the embedded model")
+    plt.close(fig)
+    display(Image(filename=str(png)))
+
+# %% [markdown]
+# ### The articles' statements about this stack, checked
+# Configuration claims are checked against the installed Open WebUI (which environment variables
+# it reads; what it lists when the engine is given to its Ollama connection, as
+# `OLLAMA_API_BASE_URL` does); timing claims made for other models and GPUs are marked as such,
+# with the part this machine can measure.
+
+# %%
+if P.webui:
+    with pd.option_context("display.max_colwidth", 200):
+        display(pd.DataFrame(openwebui.claims_rows(W)))
+
 # %%
 summary = {"sizes": sizes.to_dict(orient="records"), "loads": table.to_dict(orient="records"),
            "servers": startup, "features": probes, "params": P.model_dump(),
+           "webui": ({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
+                     if P.webui else None),
            "artifacts": {k: {"sha256": v["sha256"], "size_bytes": v["size_bytes"]}
                          for k, v in man.items()}}
 print(results.write_summary(summary))

@@ -224,8 +224,8 @@ class _GenerateOnly(_QualityParams):
 
 
 class ChineseQualityParams(_QualityParams):
-    cmmlu_n: int = Field(40, ge=0, description="CMMLU test items, spread over subjects")
-    ceval_n: int = Field(26, ge=0, description="C-Eval val items, spread over subjects")
+    cmmlu_n: int = Field(24, ge=0, description="CMMLU test items, spread over subjects")
+    ceval_n: int = Field(12, ge=0, description="C-Eval val items, spread over subjects")
     shots: int = Field(0, ge=0, le=5, description="few-shot examples from the dev split")
     mc_max_tokens: int = Field(24, gt=0, description="generation budget of a choice answer")
     zh_tasks: bool = Field(True, description="run the project's own rubric tasks")
@@ -234,17 +234,17 @@ class ChineseQualityParams(_QualityParams):
 
 
 class MathParams(_GenerateOnly):
-    gsm8k_n: int = Field(20, ge=0)
+    gsm8k_n: int = Field(15, ge=0)
     gsm8k_shots: int = Field(0, ge=0, le=8, description="examples (GSM8K items, not scored)")
     gsm8k_max_tokens: int = Field(256, gt=0)
     math500_n: int = Field(10, ge=0, description="MATH-500 items, spread over levels 1-5")
-    math500_max_tokens: int = Field(384, gt=0)
+    math500_max_tokens: int = Field(320, gt=0)
 
 
 class CodeParams(_GenerateOnly):
-    humaneval_n: int = Field(10, ge=0)
-    mbpp_n: int = Field(10, ge=0, description="from the paper's test range (task ids 11-510)")
-    bfcl_n: int = Field(10, ge=0, description="BFCL simple items per language")
+    humaneval_n: int = Field(8, ge=0)
+    mbpp_n: int = Field(8, ge=0, description="from the paper's test range (task ids 11-510)")
+    bfcl_n: int = Field(8, ge=0, description="BFCL simple items per language")
     bfcl_languages: list[Literal["python", "java", "javascript"]] = ["python"]
     code_max_tokens: int = Field(320, gt=0)
     bfcl_max_tokens: int = Field(128, gt=0)

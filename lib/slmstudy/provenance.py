@@ -45,6 +45,8 @@ def git_state(root: Path = REPO_ROOT) -> dict:
             return ""
 
     commit = run("rev-parse", "HEAD")
+    if len(commit) != 40:
+        commit = ""
     if not commit and os.environ.get("SLMSTUDY_GIT_COMMIT"):  # a copied tree without .git (GPU)
         return {"commit": os.environ["SLMSTUDY_GIT_COMMIT"], "dirty": None,
                 "source": "SLMSTUDY_GIT_COMMIT"}

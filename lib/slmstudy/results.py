@@ -65,8 +65,13 @@ class SectionResults:
 
     def append(self, record: dict) -> None:
         line = json.dumps(_clean(record), ensure_ascii=False)
-        with open(self.samples_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with open(self.samples_path, "a+b") as f:
+            # a line cut by a kill mid-write is closed first, so this record stays readable
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write((line + "\n").encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 

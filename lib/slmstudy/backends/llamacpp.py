@@ -31,7 +31,9 @@ class LlamaCppBackend(Backend):
         o = self.options
         self.llm = Llama(
             model_path=str(path), n_ctx=int(o.get("n_ctx", 4096)),
-            n_threads=o.get("n_threads") or os.cpu_count(), n_batch=int(o.get("n_batch", 512)),
+            n_threads=o.get("n_threads") or os.cpu_count(),
+            n_threads_batch=o.get("n_threads") or os.cpu_count(),  # prefill on the same threads
+            n_batch=int(o.get("n_batch", 512)),
             n_gpu_layers=int(o.get("n_gpu_layers", 0)), seed=int(o.get("seed", 0)),
             flash_attn=bool(o.get("flash_attn", False)), verbose=bool(o.get("verbose", False)),
         )

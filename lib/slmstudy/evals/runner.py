@@ -1,0 +1,508 @@
+"""The quality loop: render → generate (greedy) → score → append one record per sample.
+
+A *task* is data: samples (chat messages + gold answer), a scorer and generation settings
+(inspect_ai's dataset + solver + scorer). An :class:`Evaluator` runs tasks for one model × engine
+*target*, keeping one loaded backend across all samples and tasks, and loading it only if some
+sample still needs it. Every sample's record is appended to the section's `samples.jsonl` as soon
+as it is scored, so an interrupted run resumes where it stopped: a sample whose key is already in
+the log is not run again.
+
+The chat template is rendered once with the model's Hugging Face tokenizer
+(:func:`~slmstudy.backends.base.render_chat`), and those prompt token ids go to whichever engine
+runs, so two engines see the same prompt. The same generation is timed (TTFT, decode tokens/s)
+and scored, so accuracy and speed come from one run.
+
+Verdicts: ``correct``, ``wrong``, ``format_failure`` (no answer in the expected format; counted
+apart from wrong answers), ``timeout`` (generated code ran out of time) and ``crash`` (the engine,
+the scorer or the generated program failed). Summaries (:func:`summarize`) are Wilson 95%
+intervals over all samples, with format failures reported apart.
+
+Multiple choice can also be scored by **log-likelihood** (``mode="loglik"``): the engine's
+next-token distribution after the assistant has "written" ``答案：``, compared over the option
+letters — available where the engine exposes logits (transformers, llama.cpp).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics
+from ..backends.base import Backend, GenRequest, _tokenizer, make_backend, render_chat
+from ..errors import ModelNotFoundError, StudyError
+from ..results import SectionResults
+
+VERDICTS = ("correct", "wrong", "format_failure", "timeout", "crash")
+LOGLIK_ENGINES = ("transformers", "llamacpp")
+MODES = ("generate", "loglik")
+
+
+# ------------------------------------------------------------------------------ task data
+
+
+@dataclass
+class Sample:
+    """One item: `messages` (chat turns) to render, `gold` answer, `meta` (subject, level, ...)
+    copied into the record, `data` that only the scorer needs (tests, schemas; not recorded)."""
+
+    id: str
+    messages: list[dict]
+    gold: Any = None
+    meta: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Score:
+    """A scorer's verdict on one output. `extracted`: the answer found (None = none found).
+    `verdicts`: further named verdicts (e.g. GSM8K {"flexible": "correct"}); `value`: a partial
+    score in [0, 1] where the task has one (rubric share of checks passed)."""
+
+    verdict: str
+    extracted: Any = None
+    detail: dict = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    value: float | None = None
+
+    def __post_init__(self):
+        for v in [self.verdict, *self.verdicts.values()]:
+            if v not in VERDICTS:
+                raise StudyError(f"verdict {v!r} is not one of {VERDICTS}")
+
+
+Scorer = Callable[[str, Sample], Score]
+
+
+@dataclass
+class Task:
+    """A benchmark (or a slice of one) as data.
+
+    `config` holds every setting that changes what the model sees or may answer (shots, template
+    version, max_tokens); its hash is part of each record key, so changing a setting under the
+    same run id runs the samples again instead of mixing old and new records.
+    `mode="loglik"` scores `choices` by next-token log-probability after `answer_prefix`.
+    """
+
+    name: str
+    samples: list[Sample]
+    scorer: Scorer | None = None
+    max_tokens: int = 256
+    mode: str = "generate"
+    config: dict = field(default_factory=dict)
+    choices: str = "ABCD"
+    answer_prefix: str = "答案："
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise StudyError(f"task {self.name}: mode must be one of {MODES}, not {self.mode!r}")
+        if self.mode == "generate" and self.scorer is None:
+            raise StudyError(f"task {self.name}: a generative task needs a scorer")
+        ids = [s.id for s in self.samples]
+        if len(set(ids)) != len(ids):
+            raise StudyError(f"task {self.name}: sample ids are not unique")
+
+    @property
+    def config_id(self) -> str:
+        cfg = {**self.config, "max_tokens": self.max_tokens, "mode": self.mode}
+        if self.mode == "loglik":
+            cfg.update(choices=self.choices, answer_prefix=self.answer_prefix)
+        blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+@dataclass
+class EvalTarget:
+    """A model in one engine: where the engine loads from and where its HF tokenizer is."""
+
+    model: str
+    engine: str
+    path: Path
+    tokenizer_dir: Path
+    options: dict = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self):
+        self.label = self.label or f"{self.model}/{self.engine}"
+
+
+def resolve_target(model: str, engine: str, *, path: str | None = None,
+                   tokenizer: str | None = None, label: str | None = None,
+                   threads: int | None = None, n_ctx: int = 4096,
+                   dtype: str = "float32", seed: int = 0) -> EvalTarget:
+    """Find the files for `model` in `engine`. The embedded model is derived on first use
+    (slmstudy.artifacts.prepare); any other model needs a local `path` (and, for a GGUF, the
+    HF `tokenizer` folder that holds its chat template). Nothing is substituted silently."""
+    from ..artifacts import prepare
+    from ..backends.base import validate_engines
+    from ..models import EMBEDDED_KEY
+
+    validate_engines([engine])
+    if path is None:
+        if model != EMBEDDED_KEY:
+            raise ModelNotFoundError(
+                f"no local weights for model {model!r}: quality needs the real checkpoint. Set "
+                f"`path` for it in the targets of your params (an HF folder for "
+                f"transformers/vllm, a .gguf for llamacpp, an ONNX folder for ortgenai), or use "
+                f"the embedded model {EMBEDDED_KEY!r}.")
+        arts = prepare(formats=("gguf", "hf", "onnx") if engine == "ortgenai" else ("gguf", "hf"),
+                       progress=False)
+        model_path, tok_dir = arts.path_for(engine), arts.hf
+    else:
+        model_path = Path(path).expanduser().resolve()
+        if not model_path.exists():
+            raise ModelNotFoundError(f"model path {model_path} (model {model!r}, engine {engine}) "
+                                     "does not exist; fix `path` in the targets of your params.")
+        if tokenizer:
+            tok_dir = Path(tokenizer).expanduser().resolve()
+        elif model_path.is_dir() and (model_path / "tokenizer_config.json").is_file():
+            tok_dir = model_path
+        else:
+            raise ModelNotFoundError(
+                f"{model_path} has no Hugging Face tokenizer next to it; set `tokenizer` to the "
+                "model's HF folder (its chat template renders the prompts for every engine).")
+    opts: dict = {"model_name": model, "seed": seed}
+    if engine == "llamacpp":
+        opts.update(n_ctx=n_ctx, n_threads=threads)  # prefill threads follow (see below)
+    elif engine == "transformers":
+        opts.update(dtype=dtype, device="cpu", threads=threads)
+    elif engine == "vllm":
+        opts.update(dtype=dtype)
+    return EvalTarget(model=model, engine=engine, path=model_path, tokenizer_dir=tok_dir,
+                      options=opts, label=label or "")
+
+
+# ------------------------------------------------------------------------------ log-likelihood
+
+
+def choice_token_ids(tokenizer_dir: str | Path, choices: str = "ABCD") -> dict[str, list[int]]:
+    """For each option letter, the first token of "X" and of " X" (both ways a model may
+    write it after `答案：`)."""
+    tok = _tokenizer(str(tokenizer_dir))
+    out = {}
+    for c in choices:
+        ids = []
+        for text in (c, " " + c):
+            enc = tok.encode(text, add_special_tokens=False)
+            if enc and enc[0] not in ids:
+                ids.append(int(enc[0]))
+        out[c] = ids
+    return out
+
+
+def next_token_logprobs(backend: Backend, prompt_ids: list[int]) -> np.ndarray:
+    """log-softmax of the engine's logits for the token after `prompt_ids` (float64, vocab)."""
+    if backend.name == "transformers":
+        import torch
+
+        with torch.inference_mode():
+            ids = torch.tensor([prompt_ids], device=backend.device)
+            logits = backend.model(input_ids=ids).logits[0, -1].double().cpu().numpy()
+    elif backend.name == "llamacpp":
+        import llama_cpp
+
+        llm = backend.llm
+        llm.reset()
+        llm.eval(prompt_ids)  # logits of the last prompt position (no logits_all buffer needed)
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+        llm.reset()
+    else:
+        raise StudyError(f"log-likelihood scoring needs the engine's logits; supported engines: "
+                         f"{LOGLIK_ENGINES}, not {backend.name!r}")
+    m = logits.max()
+    return logits - (m + math.log(np.exp(logits - m).sum()))
+
+
+def loglik_choice(logprobs: np.ndarray, letter_ids: dict[str, list[int]]) -> tuple[str, dict]:
+    """The letter with the highest log-probability (its best spelling), and every letter's."""
+    per = {c: float(max(logprobs[i] for i in ids)) for c, ids in letter_ids.items()}
+    best = max(per, key=per.get)
+    mass = float(sum(math.exp(logprobs[i]) for ids in letter_ids.values() for i in ids))
+    return best, {"letter_logprobs": per, "letters_mass": mass}
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+class Evaluator:
+    """Runs tasks for one target, appending to `results`; one backend, loaded on first need."""
+
+    def __init__(self, target: EvalTarget, results: SectionResults, *, seed: int = 0,
+                 section: str = "", progress: bool = True):
+        self.target = target
+        self.results = results
+        self.seed = seed
+        self.section = section or results.dir.name
+        self.progress = progress
+        self.backend: Backend | None = None
+        self.load_s: float | None = None
+
+    # -- lifecycle
+    def _ensure_backend(self) -> Backend:
+        if self.backend is None:
+            t = self.target
+            self.backend = make_backend(t.engine, t.path, **t.options)
+            self.load_s = self.backend.load()
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- running
+    def pending(self, task: Task) -> list[Sample]:
+        done = self.results.done_keys()
+        return [s for s in task.samples if record_key(task, self.target, s.id) not in done]
+
+    def run(self, task: Task) -> list[dict]:
+        """Run the samples of `task` that are not in the log yet; return all of the task's
+        records for this target (resumed and new), in sample order."""
+        if task.mode == "loglik" and self.target.engine not in LOGLIK_ENGINES:
+            raise StudyError(f"{self.target.label}: log-likelihood scoring needs logits, which "
+                             f"this study reads from {LOGLIK_ENGINES} only; drop `loglik` for "
+                             f"engine {self.target.engine}.")
+        todo = self.pending(task)
+        if todo:
+            from tqdm import tqdm  # plain text bar: executed notebooks keep a few lines, no widgets
+
+            backend = self._ensure_backend()
+            letter_ids = (choice_token_ids(self.target.tokenizer_dir, task.choices)
+                          if task.mode == "loglik" else None)
+            bar = tqdm(todo, desc=f"{task.name} [{task.mode}] {self.target.label}",
+                       disable=not self.progress, unit="sample", mininterval=10)
+            n_ok = 0
+            for i, sample in enumerate(bar, 1):
+                rec = (self._loglik_one(backend, task, sample, letter_ids)
+                       if task.mode == "loglik" else self._generate_one(backend, task, sample))
+                self.results.append(rec)
+                n_ok += rec["verdict"] == "correct"
+                bar.set_postfix_str(f"acc {n_ok}/{i}", refresh=False)
+        return self.task_records(task)
+
+    def task_records(self, task: Task) -> list[dict]:
+        by_key = {r["key"]: r for r in self.results.records() if "key" in r}
+        keys = [record_key(task, self.target, s.id) for s in task.samples]
+        return [by_key[k] for k in keys if k in by_key]
+
+    def _base_record(self, task: Task, sample: Sample, ids: list[int]) -> dict:
+        tok = _tokenizer(str(self.target.tokenizer_dir))
+        return {
+            "key": record_key(task, self.target, sample.id), "section": self.section,
+            "task": task.name, "mode": task.mode, "config_id": task.config_id,
+            "config": {**task.config, "max_tokens": task.max_tokens},
+            "target": self.target.label, "model": self.target.model,
+            "engine": self.target.engine, "sample_id": sample.id, "meta": sample.meta,
+            "messages": sample.messages,
+            "prompt_text": tok.decode(ids, skip_special_tokens=False),
+            "n_prompt": len(ids), "prompt_ids_sha256": _ids_sha256(ids),
+            "gold": sample.gold, "seed": self.seed,
+        }
+
+    def _prompt_ids(self, task: Task, sample: Sample) -> list[int]:
+        return prompt_ids(self.target, task, sample)
+
+    def _generate_one(self, backend: Backend, task: Task, sample: Sample) -> dict:
+        ids = self._prompt_ids(task, sample)
+        rec = self._base_record(task, sample, ids)
+        try:
+            g = backend.generate_one(GenRequest(prompt_ids=ids, max_tokens=task.max_tokens,
+                                                temperature=0.0, seed=self.seed,
+                                                request_id=sample.id))
+        except Exception as e:  # the engine failed on this sample: an outcome, recorded
+            rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
+                       detail={"stage": "generate", "error": f"{type(e).__name__}: {e}",
+                               "traceback": traceback.format_exc(limit=5)},
+                       n_tokens=0, finish_reason="error")
+            return rec
+        rec.update(raw_output=g.text, output_ids=g.output_ids, n_tokens=g.n_tokens,
+                   finish_reason=g.finish_reason, ttft_s=g.ttft_s if g.token_times_ns else None,
+                   decode_tok_s=g.decode_tok_s if g.token_times_ns else None,
+                   e2e_s=g.e2e_s if g.token_times_ns else None,
+                   chars_per_s=(metrics.chars_per_s(g.text, g.t_send_ns, g.token_times_ns)
+                                if g.token_times_ns else None))
+        t0 = time.perf_counter()
+        try:
+            score = task.scorer(g.text, sample)
+        except Exception as e:
+            score = Score("crash", None, {"stage": "score", "error": f"{type(e).__name__}: {e}",
+                                          "traceback": traceback.format_exc(limit=5)})
+        rec.update(extracted=score.extracted, verdict=score.verdict, verdicts=score.verdicts,
+                   score_value=score.value, detail=score.detail,
+                   score_s=time.perf_counter() - t0)
+        return rec
+
+    def _loglik_one(self, backend: Backend, task: Task, sample: Sample,
+                    letter_ids: dict[str, list[int]]) -> dict:
+        ids = self._prompt_ids(task, sample)
+        rec = self._base_record(task, sample, ids)
+        t0 = time.perf_counter()
+        try:
+            lp = next_token_logprobs(backend, ids)
+        except Exception as e:
+            rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
+                       detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"},
+                       n_tokens=0)
+            return rec
+        prefill_s = time.perf_counter() - t0
+        best, detail = loglik_choice(lp, letter_ids)
+        verdict = "correct" if best == sample.gold else "wrong"
+        rec.update(raw_output=None, extracted=best, verdict=verdict, verdicts={},
+                   score_value=None, detail={**detail, "letter_token_ids": letter_ids},
+                   n_tokens=0, prefill_s=prefill_s,
+                   prefill_tok_s=len(ids) / prefill_s if prefill_s > 0 else None)
+        return rec
+
+
+def run_tasks(target: EvalTarget, tasks: Iterable[Task], results: SectionResults, *,
+              seed: int = 0, progress: bool = True) -> tuple[list[dict], float | None]:
+    """Run every task for one target with one backend; (records, backend load seconds or None
+    when everything was already in the log)."""
+    out: list[dict] = []
+    with Evaluator(target, results, seed=seed, progress=progress) as ev:
+        for task in tasks:
+            out.extend(ev.run(task))
+        return out, ev.load_s
+
+
+def target_from_spec(spec, params) -> EvalTarget:
+    """An EvalTarget from a params `QualityTarget` and the section's threads / n_ctx / seed."""
+    return resolve_target(spec.model, spec.engine, path=spec.path, tokenizer=spec.tokenizer,
+                          label=spec.name(), threads=params.threads, n_ctx=params.n_ctx,
+                          dtype=spec.dtype, seed=params.seed)
+
+
+def select_tasks(tasks: Iterable[Task], spec) -> list[Task]:
+    """The tasks a target runs: generative ones if `spec.generate`, log-likelihood ones if
+    `spec.loglik`."""
+    return [t for t in tasks if (t.mode == "generate" and spec.generate)
+            or (t.mode == "loglik" and spec.loglik)]
+
+
+def target_info(target: EvalTarget) -> dict:
+    """Provenance of a target: files, and the artifact manifest (sha256) where there is one."""
+    info = {"label": target.label, "model": target.model, "engine": target.engine,
+            "path": str(target.path), "tokenizer_dir": str(target.tokenizer_dir),
+            "options": {k: v for k, v in target.options.items() if k != "model_name"}}
+    folder = target.path if target.path.is_dir() else target.path.parent
+    manifest = folder / "artifact.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        info["artifact"] = {k: m.get(k) for k in ("kind", "sha256", "source_sha256", "size_bytes")}
+    return info
+
+
+def run_section(params, tasks: list[Task], results: SectionResults, *,
+                progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Every target of a section's params over its tasks, one backend at a time.
+    Returns (records of the current plan, per-target info with load seconds)."""
+    records: list[dict] = []
+    infos: list[dict] = []
+    for spec in params.targets:
+        target = target_from_spec(spec, params)
+        recs, load_s = run_tasks(target, select_tasks(tasks, spec), results, seed=params.seed,
+                                 progress=progress)
+        records.extend(recs)
+        infos.append({**target_info(target), "load_s": load_s, "n_records": len(recs)})
+    return records, infos
+
+
+# ------------------------------------------------------------------------------ summaries
+
+
+def _get(rec: dict, field_name: str):
+    cur: Any = rec
+    for part in field_name.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return cur
+
+
+def _median(values) -> float | None:
+    xs = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return statistics.median(xs) if xs else None
+
+
+def summarize_records(records: list[dict]) -> dict:
+    """Counts per verdict, accuracy with its Wilson 95% CI over all samples (format failures,
+    timeouts and crashes count as not correct), accuracy over answered samples, format-failure
+    rate, further named verdicts, the mean partial score, and the generation's speed."""
+    n = len(records)
+    counts = {v: sum(r.get("verdict") == v for r in records) for v in VERDICTS}
+    acc, lo, hi = metrics.binomial_ci(counts["correct"], n)
+    answered = n - counts["format_failure"]
+    acc_ans, lo_ans, hi_ans = metrics.binomial_ci(counts["correct"], answered)
+    ff, ff_lo, ff_hi = metrics.binomial_ci(counts["format_failure"], n)
+    out = {"n": n, **counts, "accuracy": acc, "ci_low": lo, "ci_high": hi,
+           "answered": answered, "accuracy_answered": acc_ans, "answered_ci_low": lo_ans,
+           "answered_ci_high": hi_ans, "format_failure_rate": ff, "format_failure_ci_low": ff_lo,
+           "format_failure_ci_high": ff_hi}
+    names = sorted({k for r in records for k in (r.get("verdicts") or {})})
+    for name in names:
+        k = sum((r.get("verdicts") or {}).get(name) == "correct" for r in records)
+        f = sum((r.get("verdicts") or {}).get(name) == "format_failure" for r in records)
+        p, plo, phi = metrics.binomial_ci(k, n)
+        out[f"{name}_accuracy"], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = p, plo, phi
+        out[f"{name}_format_failure"] = f
+    values = [r["score_value"] for r in records if isinstance(r.get("score_value"), (int, float))]
+    if values:
+        m, mlo, mhi = metrics.bootstrap_ci(values, stat=np.mean)
+        out.update(score_mean=m, score_ci_low=mlo, score_ci_high=mhi)
+    out.update(
+        ttft_s=_median(r.get("ttft_s") for r in records),
+        decode_tok_s=_median(r.get("decode_tok_s") for r in records),
+        n_tokens_mean=(statistics.fmean(r.get("n_tokens") or 0 for r in records) if n else None),
+        hit_max_tokens=sum(r.get("finish_reason") == "length" for r in records),
+        prefill_tok_s=_median(r.get("prefill_tok_s") for r in records),
+    )
+    return out
+
+
+def summarize(records: list[dict], by: Iterable[str] = ("task", "target", "mode")) -> list[dict]:
+    """One row per group (`by`: record fields, dotted for nested, e.g. "meta.level")."""
+    by = list(by)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[tuple(_get(r, f) for f in by)].append(r)
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        rows.append({**{f.split(".")[-1]: v for f, v in zip(by, key)},
+                     **summarize_records(groups[key])})
+    return rows
+
+
+def write_section_provenance(results: SectionResults, params: dict, data: dict) -> Path:
+    """build/runs/<run>/<section>/provenance.json: git, versions, hardware, params, data hashes
+    (section-level, so sections sharing a run id do not overwrite each other's)."""
+    from ..provenance import provenance
+    from ..results import write_provenance
+
+    return write_provenance(results.dir.name, provenance({"params": params, "data": data}),
+                            root=results.dir.parent)
+
+
+def section_summary(records: list[dict], params: dict, *, extra: dict | None = None,
+                    by: Iterable[str] = ("task", "target", "mode")) -> dict:
+    """The summary.json of a quality section: rows by task × target × mode, totals, params."""
+    return {"rows": summarize(records, by), "n_records": len(records),
+            "verdicts": list(VERDICTS), "params": params, **(extra or {})}

@@ -1,0 +1,103 @@
+"""Tables and figures of the quality sections (notebooks call these; they only display).
+
+Figures go through :func:`slmstudy.plotting.save` (one style, CJK font, figures/ folder).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TABLE_COLUMNS = ["task", "target", "mode", "n", "correct", "wrong", "format_failure", "timeout",
+                 "crash", "accuracy", "ci_low", "ci_high", "accuracy_answered",
+                 "format_failure_rate", "decode_tok_s", "ttft_s", "n_tokens_mean",
+                 "hit_max_tokens"]
+
+
+def table(rows: list[dict], columns: list[str] | None = None, extra: list[str] = ()):
+    """Summary rows as a DataFrame with the usual columns first (missing ones left out)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    cols = [c for c in (columns or TABLE_COLUMNS) + list(extra) if c in df.columns]
+    return df[cols].round(3) if len(df) else df
+
+
+def examples(records: list[dict], n: int = 5, chars: int = 240, verdict: str | None = None):
+    """A few raw outputs next to their extracted answer and verdict (the evidence)."""
+    import pandas as pd
+
+    rows = [r for r in records if verdict is None or r.get("verdict") == verdict][:n]
+    return pd.DataFrame([{
+        "task": r["task"], "target": r["target"], "mode": r["mode"], "sample": r["sample_id"],
+        "gold": _short(r.get("gold"), 40), "extracted": _short(r.get("extracted"), 60),
+        "verdict": r["verdict"], "output": _short(r.get("raw_output"), chars)} for r in rows])
+
+
+def _short(x, n: int) -> str:
+    s = "" if x is None else str(x)
+    s = s.replace("\n", "⏎ ")
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def accuracy_figure(rows: list[dict], *, title: str, chance: dict[str, float] | None = None,
+                    label_fields=("task", "target", "mode"), metric: str = "accuracy"):
+    """Horizontal bars: accuracy with its Wilson 95% CI per row; × marks the format-failure
+    rate; dotted lines at chance level per task (e.g. 0.25 for four options)."""
+    import matplotlib.pyplot as plt
+
+    lo_key = "ci_low" if metric == "accuracy" else f"{metric.removesuffix('_accuracy')}_ci_low"
+    hi_key = "ci_high" if metric == "accuracy" else f"{metric.removesuffix('_accuracy')}_ci_high"
+    labels = [" · ".join(str(r.get(f)) for f in label_fields if r.get(f) is not None)
+              for r in rows]
+    acc = np.array([_num(r.get(metric)) for r in rows])
+    lo = np.array([_num(r.get(lo_key)) for r in rows])
+    hi = np.array([_num(r.get(hi_key)) for r in rows])
+    ff = np.array([_num(r.get("format_failure_rate")) for r in rows])
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.6))
+    y = np.arange(len(rows))
+    ax.barh(y, acc, xerr=[np.nan_to_num(acc - lo), np.nan_to_num(hi - acc)], capsize=3,
+            color="#4c72b0", label=f"{metric} (Wilson 95% CI)")
+    ax.scatter(ff, y, marker="x", color="#c44e52", zorder=3, label="format-failure rate")
+    for task, p in (chance or {}).items():
+        idx = [i for i, r in enumerate(rows) if r.get("task") == task]
+        if idx:
+            ax.vlines(p, min(idx) - 0.4, max(idx) + 0.4, colors="k", linestyles=":",
+                      label=f"chance ({p:.2f})" if task == next(iter(chance)) else None)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of samples")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def by_group_figure(rows: list[dict], *, group: str, series: str = "target", title: str,
+                    xlabel: str, metric: str = "accuracy"):
+    """Accuracy (Wilson 95% CI) against a grouping such as MATH level, one line per series."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = sorted({r[series] for r in rows})
+    for k, name in enumerate(names):
+        rs = sorted((r for r in rows if r[series] == name), key=lambda r: r[group])
+        x = np.array([r[group] for r in rs], dtype=float) + (k - (len(names) - 1) / 2) * 0.08
+        a = np.array([_num(r[metric]) for r in rs])
+        lo = np.array([_num(r["ci_low"]) for r in rs])
+        hi = np.array([_num(r["ci_high"]) for r in rs])
+        ax.errorbar(x, a, yerr=[a - lo, hi - a], fmt="-o", capsize=3,
+                    label=f"{name} (n={sum(r['n'] for r in rs)})")
+    ax.set_xticks(sorted({r[group] for r in rows}))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _num(x) -> float:
+    return float(x) if isinstance(x, (int, float)) and not (
+        isinstance(x, float) and math.isnan(x)) else float("nan")

@@ -1,0 +1,164 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Chinese quality: CMMLU, C-Eval and everyday tasks, scored by program
+#
+# The articles grade Chinese quality by hand: `seeds/` 001 §3.3 scores four prompts 1–5
+# ("立春通常在几月？", a 元宵节 greeting, bubble sort, the cats-and-mice puzzle), 003 §3.1–3.4 shows
+# one example each of compound instructions, set arithmetic and table reading. One prompt per
+# skill, no protocol, no intervals. Here the same kinds of question are asked of every model ×
+# engine with **greedy decoding**, and every answer is scored by a program:
+#
+# - **CMMLU** and **C-Eval** multiple choice (subsets stratified by subject), scored two ways:
+#   *generative* (the letter extracted from the free answer; none found = **format failure**,
+#   counted apart from wrong answers) and *log-likelihood* (which of A/B/C/D the model finds most
+#   likely after `答案：`, read from the engine's logits);
+# - the project's own task set `data/zh_tasks.yaml` (daily QA, festival greetings, instructions
+#   with format constraints, table reading, reasoning), each with a programmatic rubric: expected
+#   facts present, wrong associations absent, format obeyed, language right, question not echoed.
+#
+# Every sample is logged with its prompt, raw output, extracted answer, verdict and timings, so
+# accuracy sits next to the tokens/s of the very same generations. Scores are Wilson 95%
+# intervals. A small model scoring near chance is a finding, not a failure of the notebook.
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from slmstudy import datasets, plotting
+from slmstudy.evals import chinese, runner, views
+from slmstudy.params import validate
+from slmstudy.results import SectionResults
+
+# %% tags=["parameters"]
+run_id = "default"  # results go to build/runs/<run_id>/03_chinese_quality/
+data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../shared/data)
+seed = 0  # subset sampling and generation seed (decoding is greedy)
+threads = 1  # CPU threads per engine (None: all cores)
+n_ctx = 4096  # llama.cpp context, tokens
+cmmlu_n = 24  # CMMLU test items, spread evenly over the 67 subjects
+ceval_n = 12  # C-Eval val items, spread evenly over the 52 subjects
+shots = 0  # few-shot examples per question, from the same subject's dev split (0-5)
+mc_max_tokens = 24  # generation budget for a multiple-choice answer, tokens
+zh_tasks = True  # run the project's own rubric tasks (data/zh_tasks.yaml)
+zh_categories = None  # restrict to these categories (None: all)
+zh_max_tokens = 192  # generation budget for an own task, tokens
+targets = [  # model × engine; generate: score free answers; loglik: A-D by next-token logprob
+    {"model": "smollm2_135m", "engine": "llamacpp", "generate": True, "loglik": True},
+    {"model": "smollm2_135m", "engine": "transformers", "generate": False, "loglik": True},
+]
+
+# %%
+P = validate("03_chinese_quality", dict(
+    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, cmmlu_n=cmmlu_n,
+    ceval_n=ceval_n, shots=shots, mc_max_tokens=mc_max_tokens, zh_tasks=zh_tasks,
+    zh_categories=zh_categories, zh_max_tokens=zh_max_tokens, targets=targets))
+SECTION = "03_chinese_quality"
+results = SectionResults(P.run_id, SECTION)
+tasks = chinese.build_tasks(P)  # data files are checked against MANIFEST.json sha256 here
+data_used = datasets.provenance([n for n in ("cmmlu", "ceval") if getattr(P, f"{n}_n")], P.data_dir)
+runner.write_section_provenance(results, P.model_dump(), data_used)
+plotting.setup_style()
+pd.DataFrame([{"task": t.name, "mode": t.mode, "samples": len(t.samples),
+               "max_tokens": t.max_tokens, "config": t.config_id} for t in tasks])
+
+# %% [markdown]
+# ## What the model sees
+# The chat template is rendered once with the model's own tokenizer; the same token ids go to
+# every engine. One CMMLU prompt as rendered:
+
+# %%
+first_mc = next((t for t in tasks if t.mode == "generate" and t.name != "zh_tasks"), tasks[0])
+spec0 = P.targets[0]
+print(runner.prompt_text(runner.target_from_spec(spec0, P), first_mc, first_mc.samples[0]))
+
+# %% [markdown]
+# ## Run: every target over every task
+# One backend per target, kept loaded across tasks. Each record is appended as soon as it is
+# scored; rerunning with the same `run_id` resumes and re-runs nothing already logged.
+
+# %%
+records, target_infos = runner.run_section(P, tasks, results)
+pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]]
+
+# %% [markdown]
+# ## Accuracy with 95% intervals, next to speed
+# `accuracy` counts every sample (a format failure is not correct); `accuracy_answered` only the
+# samples where an answer was found. Speed columns come from the same generations
+# (log-likelihood rows have no decode phase).
+
+# %%
+rows = runner.summarize(records)
+views.table(rows)
+
+# %% [markdown]
+# ### Figure: accuracy per task × target × scoring mode
+# Bars: accuracy with Wilson 95% CI. ×: format-failure rate. Dotted: chance for four options.
+# Look at whether the interval clears chance, and at how far generative and log-likelihood
+# scoring of the same items lie apart.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig = views.accuracy_figure(rows, title="Chinese quality (greedy; Wilson 95% CI)",
+                            chance={"cmmlu": 0.25, "ceval": 0.25})
+plotting.save(fig, "03_chinese_accuracy", caption="Accuracy with 95% CI per task, target, mode")
+plt.show()
+
+# %% [markdown]
+# ## Generative vs log-likelihood scoring
+# The same items scored two ways. Low agreement with a better log-likelihood score says the
+# model "knows" more than it manages to write in the asked format; agreement between two engines'
+# log-likelihoods checks the engines against each other (same weights, different kernels and
+# quantization).
+
+# %%
+display(pd.DataFrame(chinese.mode_agreement(records)).round(3))
+pd.DataFrame(chinese.letter_distribution(records)).round(3)
+
+# %% [markdown]
+# Letter shares per mode: a model that always writes the first option scores about the share of
+# that letter among the gold answers (CMMLU's answers are close to uniform, 25% each).
+
+# %% [markdown]
+# ## The own task set: which rubric checks pass
+# A task is correct only if every check passes; the share of checks passed is its partial score.
+# Pass rates by kind of check show *what* fails: facts, forbidden content, format, language.
+
+# %%
+zh_records = [r for r in records if r["task"] == "zh_tasks"]
+if zh_records:
+    display(pd.DataFrame(chinese.rubric_breakdown(zh_records)).round(3))
+    display(views.table(runner.summarize(zh_records, by=("target", "meta.category")),
+                        columns=["target", "category", "n", "correct", "wrong", "format_failure",
+                                 "accuracy", "ci_low", "ci_high", "score_mean"]))
+
+# %% [markdown]
+# ### Evidence: raw outputs
+# A few answers as the model wrote them, with what was extracted and the verdict.
+
+# %%
+display(views.examples([r for r in records if r["mode"] == "generate"
+                        and r["task"] != "zh_tasks"], n=4))
+views.examples(zh_records, n=8)
+
+# %%
+summary_path = results.write_summary(runner.section_summary(
+    records, P.model_dump(), extra={
+        "targets": target_infos, "mode_agreement": chinese.mode_agreement(records),
+        "letter_distribution": chinese.letter_distribution(records),
+        "rubric_breakdown": chinese.rubric_breakdown(zh_records),
+        "by_category": runner.summarize(zh_records, by=("target", "meta.category")),
+        "data": data_used, "zh_tasks_sha256": chinese.load_zh_tasks()["sha256"]}))
+print(f"summary: {summary_path}  ({len(records)} samples)")
