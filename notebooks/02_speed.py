@@ -131,19 +131,9 @@ summary[cols].round(4)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 
-b1 = summary[(summary["mode"] == "inproc") & (summary["concurrency"] == 1)].reset_index(drop=True)
-fig, ax = plt.subplots(figsize=(8, 0.55 * len(b1) + 1.5))
-y = np.arange(len(b1))
-err = [b1.decode_tok_s - b1.decode_tok_s_ci_low, b1.decode_tok_s_ci_high - b1.decode_tok_s]
-ax.barh(y, b1.decode_tok_s, xerr=err, color="#4c72b0", capsize=3, label="measured (median, 95% CI)")
-ax.scatter(b1.roofline_tok_s, y, marker="|", s=300, color="k", label="roofline (bandwidth ÷ bytes)")
-ax.set_yticks(y, b1.target)
-ax.set_xscale("log")
-ax.set_xlabel("decode tokens/s, batch 1 (log scale)")
-ax.legend(loc="lower right", fontsize=8)
-ax.set_title(f"Decode speed vs memory-bandwidth limit ({bw['bandwidth_bytes_s']/1e9:.0f} GB/s)")
+fig = speed.roofline_figure(rows, bw["bandwidth_bytes_s"],
+                            f"This run: decode vs roofline ({bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s)")
 plotting.save(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roofline")
 plt.show()
 
@@ -200,10 +190,47 @@ if P.vllm_bench and vllm_real:
                      + ("— over 10%: investigate (see the notes of this section)" if worst > 0.10
                         else "— within 10%")))
 
+# %% [markdown]
+# ## Committed snapshots from other machines (GPU), and the articles' GPU claims
+# `results/<name>/` holds runs made elsewhere with the same code (e.g. `results/h100-2026-11-25`,
+# made by `scripts/gpu/h100_speed.sh` with `params/h100/02_speed.yaml`; replicas of Qwen2.5-7B,
+# Phi-3-mini and Qwen2.5-0.5B). Their numbers are the GPU's, not this machine's.
+#
+# From a GPU run we know each engine's time per token, t = t_fixed + bytes ÷ bandwidth. For a GPU
+# the articles name (RTX 3060, 4090 D) we keep t_fixed and swap in its datasheet bandwidth: the
+# expected tokens/s, and the roofline (bytes ÷ bandwidth alone) as a hard upper bound.
+
+# %%
+from slmstudy import claims as claims_mod
+from slmstudy import scaling
+
+snapshot_scaling = {}
+for folder in scaling.snapshots():
+    snap = scaling.load_snapshot(folder)
+    gpu = (snap["provenance"].get("hardware", {}).get("gpus") or [{"name": "?"}])[0]["name"]
+    display(Markdown(f"### Snapshot `{snap['name']}` — {gpu}, "
+                     f"measured bandwidth {snap['bandwidth']['bandwidth_bytes_s'] / 1e9:.0f} GB/s"))
+    snap_rows = pd.DataFrame(snap["rows"])
+    display(snap_rows[snap_rows.concurrency == 1][
+        ["target", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high", "decode_tok_s",
+         "decode_tok_s_ci_low", "decode_tok_s_ci_high", "roofline_fraction"]].round(4))
+    fig = speed.roofline_figure(snap["rows"], snap["bandwidth"]["bandwidth_bytes_s"],
+                                f"{snap['name']} ({gpu}): decode vs roofline")
+    plotting.save(fig, f"02_speed_roofline_{snap['name']}", caption=f"{snap['name']} roofline")
+    plt.show()
+    scaled = scaling.scale_claims(snap, claims_mod.load_claims(), claims_mod.load_hardware())
+    snapshot_scaling[snap["name"]] = scaled
+    if scaled:
+        display(pd.DataFrame(scaled)[["claim", "hardware", "claimed_tok_s", "expected_tok_s",
+                                      "roofline_tok_s", "verdict"]].round(1))
+        for r in scaled:
+            display(Markdown(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"))
+
 # %%
 summary_path = results.write_summary({
     "bandwidth": bw, "rows": rows,
     "llamacpp_clock_agreement": agree.to_dict(orient="records") if len(agree) else [],
     "vllm_bench_validation": bench,
+    "snapshot_claims": snapshot_scaling,
     "params": P.model_dump()})
 print(f"summary: {summary_path}")

@@ -1,0 +1,92 @@
+"""Answer GPU speed claims with a measured GPU run, scaled by memory bandwidth.
+
+A batch-1 decode step takes t = t_fixed + bytes_read_per_token / bandwidth: a memory-bound part
+and a fixed part (kernel launches, synchronisation, sampling, Python) that the bandwidth does not
+shrink. One GPU run (the H100 snapshot in results/) measures t for each engine × architecture ×
+format, hence t_fixed = t − bytes/bandwidth_measured. On another GPU with datasheet bandwidth B the
+expectation is 1 / (t_fixed + bytes/B), and bytes/B alone gives the hard upper bound (roofline).
+Assumption, stated with every number: the fixed part is no smaller on the other card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .paths import RESULTS_DIR
+
+FOUR_BIT = ("q4_k_m", "q4_0", "awq", "gptq", "int4")
+
+
+def snapshots(root: Path = RESULTS_DIR) -> list[Path]:
+    """Committed result snapshots that hold a speed summary."""
+    return sorted(p.parent.parent for p in root.glob("*/02_speed/summary.json"))
+
+
+def load_snapshot(folder: Path) -> dict:
+    s = json.loads((folder / "02_speed" / "summary.json").read_text())
+    prov = folder / "provenance.json"
+    s["provenance"] = json.loads(prov.read_text()) if prov.is_file() else {}
+    s["name"] = folder.name
+    return s
+
+
+def _precision_class(precision: str | None) -> set[str]:
+    if precision is None:
+        return {"16-bit", "4-bit"}
+    return {"4-bit"} if precision.lower() in FOUR_BIT else {"16-bit"}
+
+
+def _row_class(row: dict) -> str:
+    return "4-bit" if "Q4" in row["target"].upper().split("/")[2] else "16-bit"
+
+
+def best_row(snapshot: dict, model: str, precision_class: str) -> dict | None:
+    """The fastest batch-1 in-process row for this model in this precision class."""
+    rows = [r for r in snapshot["rows"] if r["model"] == model and r["concurrency"] == 1
+            and r["mode"] == "inproc" and r.get("decode_tok_s") and _row_class(r) == precision_class]
+    return max(rows, key=lambda r: r["decode_tok_s"], default=None)
+
+
+def scale_claims(snapshot: dict, claims, hardware: dict) -> list[dict]:
+    """For each decode tok/s claim on a GPU with a known bandwidth: the expectation from the
+    snapshot's fastest engine (two-term model above) and the roofline bound, with the arithmetic."""
+    bw_measured = snapshot["bandwidth"]["bandwidth_bytes_s"]
+    out = []
+    for c in claims:
+        if c.metric != "decode_tok_s" or not c.hardware or c.hardware not in hardware:
+            continue
+        hw = hardware[c.hardware]
+        bw = getattr(hw, "bandwidth_gb_s", None)
+        if getattr(hw, "kind", None) != "gpu" or not bw:
+            continue
+        cands = []  # the precisions the claim allows; the fastest expectation is kept
+        for cls in sorted(_precision_class(c.precision)):
+            row = best_row(snapshot, c.model, cls)
+            if not row:
+                continue
+            nbytes = row["bytes_read_per_token"]
+            t_step = 1.0 / row["decode_tok_s"]
+            t_fixed = max(0.0, t_step - nbytes / bw_measured)
+            expected = 1.0 / (t_fixed + nbytes / (bw * 1e9))
+            bound = bw * 1e9 / nbytes
+            cands.append((expected, bound, t_step, t_fixed, row))
+        if not cands:
+            continue
+        expected, bound, t_step, t_fixed, row = max(cands, key=lambda x: x[0])
+        nbytes = row["bytes_read_per_token"]
+        verdict = ("physically impossible" if c.value > bound * 1.02 else
+                   "above the measured engines" if c.value > expected * 1.25 else "consistent")
+        out.append({
+            "claim": c.id, "model": c.model, "hardware": c.hardware, "precision": c.precision,
+            "claimed_tok_s": c.value, "expected_tok_s": expected, "roofline_tok_s": bound,
+            "verdict": verdict, "basis": row["target"],
+            "arithmetic": (
+                f"{snapshot['name']}: {row['target']} {row['decode_tok_s']:.1f} tok/s → "
+                f"{t_step * 1e3:.2f} ms/token, of which {nbytes / bw_measured * 1e3:.2f} ms moves "
+                f"{nbytes / 1e9:.2f} GB at {bw_measured / 1e9:.0f} GB/s and {t_fixed * 1e3:.2f} ms is "
+                f"fixed. {hw.name} ({bw:.0f} GB/s): {t_fixed * 1e3:.2f} + {nbytes / 1e9:.2f}/{bw:.0f}"
+                f"×1e3 = {1e3 / expected:.2f} ms → {expected:.1f} tok/s expected, "
+                f"≤ {bound:.1f} tok/s at the roofline; claimed {c.value:g}"),
+        })
+    return out
