@@ -105,3 +105,33 @@ def test_sigkill_mid_sweep_leaves_no_server_and_resumes(tmp_path, arts):
     keys = [r["key"] for r in after]
     assert len(keys) == len(set(keys)) == 6 + 12  # every cell once: nothing redone, nothing missing
     assert after[: len(before)] == before  # finished cells untouched
+
+
+def test_local_model_paths_resolve(arts, tmp_path):
+    """A user's own model by local path: GGUF file for llama.cpp, HF folder for transformers."""
+    p = validate("02_speed", {**BASE, "targets": [
+        {"model": str(arts.gguf), "engine": "llamacpp", "format": "gguf"},
+        {"model": str(arts.hf), "engine": "transformers", "dtype": "float32"}]})
+    speed.preflight(p)
+    g, h = (speed.resolve_target(t) for t in p.targets)
+    assert g.path == arts.gguf and g.weights_bytes > 50e6
+    assert h.path == arts.hf and h.tokenizer_dir == arts.hf
+    assert h.bytes_read_per_token == 134_515_008 * 4  # tied embeddings: all weights, fp32
+    bad = validate("02_speed", {**BASE, "targets": [
+        {"model": str(tmp_path / "nope"), "engine": "llamacpp"}]})
+    with pytest.raises(Exception, match="local path"):
+        speed.preflight(bad)
+    wrong = validate("02_speed", {**BASE, "targets": [
+        {"model": str(arts.gguf), "engine": "transformers"}]})
+    with pytest.raises(Exception, match="only the llamacpp engine"):
+        speed.resolve_target(wrong.targets[0])
+
+
+def test_environment_yml_matches_the_lock():
+    from slmstudy.paths import REPO_ROOT
+
+    lock = [l.strip() for l in (REPO_ROOT / "requirements/cpu.lock.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#") and not l.startswith("vllm")]
+    env = (REPO_ROOT / "environment.yml").read_text()
+    missing = [l for l in lock if f"- {l}\n" not in env]
+    assert not missing, f"environment.yml lacks {missing[:5]}: regenerate it from the lock"

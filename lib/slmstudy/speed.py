@@ -20,7 +20,7 @@ from .artifacts import ModelArtifacts, prepare
 from .backends.base import GenRequest, make_backend
 from .backends.servers import LlamaCppServer, VLLMServer
 from .errors import StudyError
-from .models import EMBEDDED_KEY, arch_from_config, get_model
+from .models import EMBEDDED_KEY, REGISTRY, arch_from_config, get_model
 from .params import SpeedParams, SpeedTarget
 from .replicas import gguf_replica, hf_config_dir, onnx_replica
 from .resources import PeakRSS, check_fits
@@ -108,8 +108,7 @@ def resolve_target(t: SpeedTarget, arts: ModelArtifacts | None = None) -> Resolv
         emb = 0 if arch.tie_word_embeddings else arch.embedding_params() * 4
         return ResolvedTarget(t, path, opts, data, max(data - emb, 1), None)
     if t.model != EMBEDDED_KEY:
-        raise StudyError(f"speed targets for real models other than the embedded one need a local "
-                         f"path; {t.model!r} is not available offline. Use replica: true.")
+        return _resolve_local(t, opts)
     arts = arts or prepare(progress=False)
     cfg = json.loads((arts.hf / "config.json").read_text())
     arch = arch_from_config(cfg)
@@ -123,6 +122,38 @@ def resolve_target(t: SpeedTarget, arts: ModelArtifacts | None = None) -> Resolv
         return ResolvedTarget(t, arts.gguf, opts, total, read, arts.hf)
     data = sum(f.stat().st_size for f in arts.onnx.glob("model.onnx*"))
     return ResolvedTarget(t, arts.onnx, opts, data, data, arts.hf)
+
+
+def _resolve_local(t: SpeedTarget, opts: dict) -> ResolvedTarget:
+    """A real model given by local path: a .gguf file (llamacpp), an HF folder (transformers,
+    vllm) or an onnxruntime-genai folder (ortgenai)."""
+    p = Path(t.model).expanduser()
+    if not p.exists():
+        raise StudyError(
+            f"model {t.model!r}: not the embedded model and not an existing local path. Give a "
+            ".gguf file, an HF safetensors folder or an ONNX (genai_config.json) folder, or use "
+            "replica: true for a registered architecture (no weights needed).")
+    p = p.resolve()
+    opts["model_name"] = p.name
+    if p.suffix == ".gguf":
+        if t.engine != "llamacpp":
+            raise StudyError(f"{p.name} is a GGUF file: only the llamacpp engine loads it")
+        total, read = _gguf_bytes(p)
+        return ResolvedTarget(t, p, opts, total, read, None)
+    if t.engine == "ortgenai":
+        if not (p / "genai_config.json").is_file():
+            raise StudyError(f"ortgenai needs a folder with genai_config.json; {p} has none")
+        data = sum(f.stat().st_size for f in p.glob("*.onnx*"))
+        return ResolvedTarget(t, p, opts, data, data, None)
+    if not (p / "config.json").is_file():
+        raise StudyError(f"{p} has no config.json; {t.engine} needs an HF model folder")
+    arch = arch_from_config(json.loads((p / "config.json").read_text()))
+    if t.engine == "llamacpp":
+        raise StudyError(f"{p} is an HF folder: llamacpp needs a .gguf file")
+    opts["dtype"] = t.dtype
+    b = DTYPE_BYTES[t.dtype]
+    tok = p if (p / "tokenizer.json").is_file() or (p / "tokenizer.model").is_file() else None
+    return ResolvedTarget(t, p, opts, arch.param_count() * b, arch.params_read_per_token() * b, tok)
 
 
 def check_targets_fit(targets: list[ResolvedTarget]) -> None:
@@ -141,8 +172,11 @@ def preflight(params: SpeedParams) -> None:
             check_fits(f"{t.name()} (replica)", int(arch.param_count() * b))
             if t.engine in ("transformers", "vllm") and t.dtype not in DTYPE_BYTES:
                 raise StudyError(f"{t.name()}: dtype must be one of {list(DTYPE_BYTES)}")
-        elif t.model != EMBEDDED_KEY:
-            get_model(t.model)  # clear error for unknown keys
+        elif t.model != EMBEDDED_KEY and not Path(t.model).expanduser().exists():
+            raise StudyError(
+                f"model {t.model!r}: real (non-replica) targets need the embedded model or a local "
+                "path (.gguf file, HF folder, ONNX folder); set replica: true to time a registered "
+                f"architecture with random weights (registered: {', '.join(sorted(REGISTRY))})")
     if params.prompt_tokens + params.output_tokens > 4096:
         raise StudyError("prompt_tokens + output_tokens must be ≤ 4096 (the engines' context here)")
 
