@@ -36,22 +36,25 @@ from slmstudy.results import SectionResults, write_provenance
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/02_speed/
 prompt_tokens = 512  # prompt length in tokens (the articles' setup)
-output_tokens = 128  # forced output length in tokens (EOS ignored)
+output_tokens = 64  # forced output length in tokens (EOS ignored)
 repetitions = 3  # timed repetitions per cell, after warm-up
-warmup = 1  # untimed warm-up requests per engine
-concurrency = [1, 2, 4, 8]  # in-process concurrent requests (one batch)
+warmup = 1  # untimed warm-up requests per engine (full length)
+concurrency = [1, 2, 4, 8]  # in-process concurrent requests (one batch); targets may override
 http_engines = ["llamacpp", "vllm"]  # engines also measured through their OpenAI server
 http_concurrency = [1, 4]  # concurrent HTTP streams
 bandwidth_bytes = 1073741824  # size of the bandwidth-test copy, bytes
 threads = None  # CPU threads for the engines (None = all cores)
 vllm_bench = True  # validate our HTTP client against `vllm bench serve` on the same server
+device = "cpu"  # cpu | cuda
 targets = [  # model × engine × format; replica: random weights in the real architecture
-    {"model": "smollm2_135m", "engine": "transformers", "dtype": "float32"},
+    {"model": "smollm2_135m", "engine": "transformers", "dtype": "float32", "concurrency": [1, 4]},
     {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32"},
     {"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1"},
-    {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4"},
-    {"model": "qwen25_05b", "engine": "transformers", "dtype": "bfloat16", "replica": True},
-    {"model": "qwen25_05b", "engine": "llamacpp", "format": "Q4_K_M", "replica": True},
+    {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4", "concurrency": [1, 2]},
+    {"model": "qwen25_05b", "engine": "transformers", "dtype": "bfloat16", "replica": True,
+     "concurrency": [1]},
+    {"model": "qwen25_05b", "engine": "llamacpp", "format": "Q4_K_M", "replica": True,
+     "concurrency": [1, 4]},
 ]
 
 # %%
@@ -59,7 +62,7 @@ P = validate("02_speed", dict(
     run_id=run_id, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
     repetitions=repetitions, warmup=warmup, concurrency=concurrency, http_engines=http_engines,
     http_concurrency=http_concurrency, bandwidth_bytes=bandwidth_bytes, threads=threads,
-    vllm_bench=vllm_bench, targets=targets))
+    vllm_bench=vllm_bench, device=device, targets=targets))
 speed.preflight(P)  # bad values and models that cannot fit are refused before anything loads
 results = SectionResults(P.run_id, "02_speed")
 write_provenance(P.run_id, provenance({"params_02_speed": P.model_dump()}))
@@ -72,7 +75,7 @@ print(f"results: {results.dir}")
 # token. We measure the bandwidth with a large in-memory copy (bytes read + written per second).
 
 # %%
-bw = speed.measure_bandwidth(P.bandwidth_bytes)
+bw = speed.measure_bandwidth(P.bandwidth_bytes, device=P.device)
 print(f"measured copy bandwidth: {bw['bandwidth_bytes_s'] / 1e9:.1f} GB/s "
       f"(best of 5 copies of {bw['copy_bytes'] / 2**30:.2f} GiB, {bw['threads']} threads)")
 
@@ -91,7 +94,8 @@ pd.DataFrame([{"target": t.name, "weights GB": t.weights_bytes / 1e9,
 # Records are appended as each batch finishes, so an interrupted run resumes here.
 
 # %%
-bar = tqdm(total=len(resolved) * len(P.concurrency) * P.repetitions, desc="in-process")
+bar = tqdm(total=sum(len(t.spec.concurrency or P.concurrency) for t in resolved) * P.repetitions,
+           desc="in-process")
 for t in resolved:
     bar.set_postfix_str(t.name)
     speed.run_inprocess(t, P, results, progress=bar)
@@ -174,21 +178,18 @@ if len(agree):
 
 # %% [markdown]
 # ## Validation against vLLM's own benchmark client (`vllm bench serve`)
-# On one `vllm serve` instance: our streaming client's medians, then vLLM's `bench serve`
-# (random dataset, same prompt/output lengths, same concurrency). A gap over 10% would mean our
+# Right after our HTTP sweep, on the same `vllm serve` instance, vLLM's `bench serve` ran with the
+# random dataset, the same prompt/output lengths and concurrency 1. A gap over 10% would mean our
 # client (or its clock) adds or hides time.
 
 # %%
-bench = None
-vllm_real = [t for t in resolved if t.spec.engine == "vllm" and not t.spec.replica]
-if P.vllm_bench and vllm_real:
-    bench = speed.validate_against_vllm_bench(vllm_real[0], P, results.dir / "vllm_bench")
-    cmp = pd.DataFrame(bench["comparison"])
+bench = speed.vllm_bench_results(results, rows)
+if bench:
+    cmp = pd.DataFrame(bench)
     display(cmp.round(3))
     worst = float(cmp["gap"].abs().max())
     display(Markdown(f"Largest gap to `vllm bench serve`: **{worst:.1%}** "
-                     + ("— over 10%: investigate (see the notes of this section)" if worst > 0.10
-                        else "— within 10%")))
+                     + ("— over 10%: see the discussion below" if worst > 0.10 else "— within 10%")))
 
 # %% [markdown]
 # ## Committed snapshots from other machines (GPU), and the articles' GPU claims

@@ -39,3 +39,11 @@ def test_qwen05b_replica_in_vllm_dummy_weights():
     with b:
         g = b.generate_one(GenRequest(prompt_ids=PROMPT, max_tokens=8, force_length=True))
     assert g.n_tokens == 8 and g.record()["label"] == "replica"
+
+
+def test_qwen05b_replica_in_ortgenai_int4():
+    path = replicas.onnx_replica("qwen25_05b", "int4")
+    assert (path / "genai_config.json").is_file()
+    with make_backend("ortgenai", path, replica=True) as b:
+        g = b.generate_one(GenRequest(prompt_ids=PROMPT, max_tokens=8, force_length=True))
+    assert g.n_tokens == 8 and g.record()["label"] == "replica"

@@ -64,6 +64,9 @@ def test_speed_results(smoke_run):
         if row["roofline_fraction"] is not None:
             assert 0 < row["roofline_fraction"] <= 1.05, row["target"]
     assert summary["bandwidth"]["bandwidth_bytes_s"] > 1e9
+    bench = summary["vllm_bench_validation"]
+    assert {b["metric"] for b in bench} == {"TTFT (ms)", "TPOT (ms)", "ITL p50 (ms)"}
+    assert all(b["ours"] > 0 and b["vllm_bench"] > 0 for b in bench)
     agree = summary["llamacpp_clock_agreement"]
     assert agree and all(0.8 < a["ratio"] <= 1.02 for a in agree)
 

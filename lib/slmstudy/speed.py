@@ -334,6 +334,14 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
                 results.append(rec)
             if progress:
                 progress.update(1)
+        bench_file = results.dir / f"vllm_bench_{_slug(target.name)}.json"
+        if (eng == "vllm" and params.vllm_bench and target.tokenizer_dir is not None
+                and not bench_file.is_file()):
+            # vLLM's own client on the same server, same lengths, concurrency 1
+            bench = vllm_bench_serve(srv, target.tokenizer_dir, params.prompt_tokens,
+                                     params.output_tokens, max(params.repetitions, 3), 1,
+                                     results.dir / "vllm_bench")
+            bench_file.write_text(json.dumps(bench, indent=2))
 
 
 # ---------------------------------------------------------------- summaries
@@ -401,6 +409,21 @@ def llamacpp_clock_agreement(records: list[dict]) -> list[dict]:
     return out
 
 
+def _slug(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def vllm_bench_results(results: SectionResults, rows: list[dict]) -> list[dict]:
+    """Our HTTP c=1 medians vs `vllm bench serve` run on the same server (see run_http)."""
+    out = []
+    for row in rows:
+        f = results.dir / f"vllm_bench_{_slug(row['target'])}.json"
+        if row["mode"] == "http" and row["concurrency"] == 1 and f.is_file():
+            for cmp in compare_with_vllm_bench(row, json.loads(f.read_text())):
+                out.append({"target": row["target"], **cmp})
+    return out
+
+
 def vllm_bench_serve(server, tokenizer_dir: Path, prompt_tokens: int, output_tokens: int,
                      num_prompts: int, concurrency: int, out_dir: Path) -> dict:
     """vLLM's own client benchmark (`vllm bench serve`, random dataset, same lengths) against a
@@ -431,40 +454,6 @@ def compare_with_vllm_bench(ours: dict, bench: dict) -> list[dict]:
              ("TPOT (ms)", 1e3 / ours["decode_tok_s"], bench["median_tpot_ms"]),
              ("ITL p50 (ms)", ours["itl_p50_s"] * 1e3, bench["median_itl_ms"])]
     return [{"metric": m, "ours": a, "vllm_bench": b, "gap": a / b - 1} for m, a, b in pairs]
-
-
-def validate_against_vllm_bench(target: ResolvedTarget, params: SpeedParams, out_dir: Path,
-                                concurrency: int = 1) -> dict:
-    """On one `vllm serve`: our client's medians, then `vllm bench serve` with the same lengths
-    and concurrency; returns both and their relative gaps."""
-    if target.spec.engine != "vllm" or target.tokenizer_dir is None:
-        raise StudyError("the vLLM bench comparison needs a real (tokenized) vLLM target")
-    n = max(params.repetitions * concurrency, 4)
-    n_ctx = params.prompt_tokens + params.output_tokens + 64
-    srv = VLLMServer(target.path, dtype=target.spec.dtype, max_model_len=n_ctx,
-                     log_dir=out_dir / "logs", model_name=target.spec.model)
-    prompt = synthetic_prompt(params.prompt_tokens, target)
-    with srv:
-        client = srv.client()
-        client.completion_stream(GenRequest(prompt_ids=prompt, max_tokens=8, force_length=True))
-        gens = []
-        for k in range(0, n, concurrency):
-            reqs = [GenRequest(prompt_ids=salted(prompt, 900 + k + i),
-                               max_tokens=params.output_tokens, force_length=True)
-                    for i in range(concurrency)]
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                gens += list(pool.map(client.completion_stream, reqs))
-        bench = vllm_bench_serve(srv, target.tokenizer_dir, params.prompt_tokens,
-                                 params.output_tokens, n, concurrency, out_dir)
-    itl = [x for g in gens for x in metrics.itl_s(g.token_times_ns)]
-    ours = {"ttft_s": float(np.median([g.ttft_s for g in gens])),
-            "decode_tok_s": float(np.median([g.decode_tok_s for g in gens])),
-            "itl_p50_s": metrics.percentile(itl, 50)}
-    return {"concurrency": concurrency, "n_requests": n, "ours": ours,
-            "vllm_bench": {k: bench[k] for k in ("median_ttft_ms", "median_tpot_ms",
-                                                 "median_itl_ms", "output_throughput",
-                                                 "completed")},
-            "comparison": compare_with_vllm_bench(ours, bench)}
 
 
 def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
