@@ -238,6 +238,26 @@ def loglik_choice(logprobs: np.ndarray, letter_ids: dict[str, list[int]]) -> tup
 # ------------------------------------------------------------------------------ the loop
 
 
+def record_key(task: Task, target: EvalTarget, sample_id: str) -> str:
+    """Resume key of one sample: task, hash of its settings, target, sample id."""
+    return f"{task.name}/{task.config_id}/{target.label}/{sample_id}"
+
+
+def _ids_sha256(ids: list[int]) -> str:
+    return hashlib.sha256(json.dumps([int(i) for i in ids]).encode()).hexdigest()[:16]
+
+
+def prompt_ids(target: EvalTarget, task: Task, sample: Sample) -> list[int]:
+    """The chat template rendered once with the model's HF tokenizer (the same ids go to every
+    engine). For log-likelihood scoring the assistant turn is opened with `answer_prefix`
+    (`答案：`), so the next token is the option letter."""
+    ids = render_chat(target.tokenizer_dir, sample.messages)
+    if task.mode == "loglik" and task.answer_prefix:
+        tok = _tokenizer(str(target.tokenizer_dir))
+        ids = ids + list(tok.encode(task.answer_prefix, add_special_tokens=False))
+    return ids
+
+
 class Evaluator:
     """Runs tasks for one target, appending to `results`; one backend, loaded on first need."""
 
