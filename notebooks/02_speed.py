@@ -72,12 +72,14 @@ print(f"results: {results.dir}")
 # %% [markdown]
 # ## The hardware limit: memory bandwidth
 # A batch-1 decode step reads (almost) every weight once, so tokens/s ≤ bandwidth ÷ bytes read per
-# token. We measure the bandwidth with a large in-memory copy (bytes read + written per second).
+# token. We measure the bandwidth twice — a large copy (bytes read + written per second) and a large
+# reduction (bytes read per second) — and take the larger as the limit.
 
 # %%
 bw = speed.measure_bandwidth(P.bandwidth_bytes, device=P.device)
-print(f"measured copy bandwidth: {bw['bandwidth_bytes_s'] / 1e9:.1f} GB/s "
-      f"(best of 5 copies of {bw['copy_bytes'] / 2**30:.2f} GiB, {bw['threads']} threads)")
+print(f"bandwidth: copy {bw['copy_bandwidth_bytes_s'] / 1e9:.1f} GB/s, read "
+      f"{bw['read_bandwidth_bytes_s'] / 1e9:.1f} GB/s → limit {bw['bandwidth_bytes_s'] / 1e9:.1f} GB/s "
+      f"({bw['copy_bytes'] / 2**30:.2f} GiB buffers, {bw['threads']} threads)")
 
 # %%
 resolved = [speed.resolve_target(t) for t in tqdm(P.targets, desc="artifacts / replicas")]
