@@ -258,6 +258,12 @@ def prompt_ids(target: EvalTarget, task: Task, sample: Sample) -> list[int]:
     return ids
 
 
+def prompt_text(target: EvalTarget, task: Task, sample: Sample) -> str:
+    """The exact prompt the engines see, as text (special tokens kept) — for showing it."""
+    tok = _tokenizer(str(target.tokenizer_dir))
+    return tok.decode(prompt_ids(target, task, sample), skip_special_tokens=False)
+
+
 class Evaluator:
     """Runs tasks for one target, appending to `results`; one backend, loaded on first need."""
 
