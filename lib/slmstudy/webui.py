@@ -126,22 +126,16 @@ class OpenWebUI(ManagedServer):
             raise ServerError(
                 f"no OpenAI-compatible server answers at {self.openai_base_url}/models ({e}); "
                 "start the engine first (e.g. LlamaCppServer) and pass its base_url + '/v1'") from e
+        return super().start()
+
+    def process_env(self) -> dict:
+        """Its own venv's Python: nothing of the study's PYTHONPATH leaks in."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
-        self._log = open(self.log_path, "wb")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, cwd=self.data_dir,
-                                     preexec_fn=_die_with_parent)
-        self.pids.add(self.proc.pid)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        self.ready_s = time.perf_counter() - t0
-        self._collect_pids()
-        return self
+        return env
+
+    def process_cwd(self) -> str:
+        return str(self.data_dir)
 
     def _wait_ready(self):
         import httpx

@@ -173,7 +173,8 @@ class Backend(abc.ABC):
         for tok, t in self._stream(req):
             ids.append(tok)
             times.append(t)
-        return self._finish(req, t_send, ids, times)
+        return self._finish(req, t_send, ids, times, finish_reason=self._finish_reason(req, ids),
+                            engine_timings=self._engine_timings())
 
     def generate(self, requests: Iterable[GenRequest]) -> list[Generation]:
         """Run requests as one batch where the engine batches, else one after another."""
@@ -210,6 +211,14 @@ class Backend(abc.ABC):
 
     def _generate_batch(self, requests: list[GenRequest]) -> list[Generation] | None:
         return None
+
+    def _finish_reason(self, req: GenRequest, ids: list[int]) -> str | None:
+        """Why generation ended, where the engine knows better than the token count."""
+        return None
+
+    def _engine_timings(self) -> dict:
+        """The engine's own timers for the request just finished (if it keeps any)."""
+        return {}
 
     def _close(self) -> None:
         pass

@@ -69,16 +69,11 @@ class LlamaCppBackend(Backend):
                 break
         gen.close()
 
-    def generate_one(self, req: GenRequest):
-        self._require_loaded()
-        t_send = time.perf_counter_ns()
-        ids, times = [], []
-        for tok, t in self._stream(req):
-            ids.append(tok)
-            times.append(t)
-        reason = "stop" if (not req.force_length and ids and ids[-1] == self.eos_id) else "length"
-        return self._finish(req, t_send, ids, times, finish_reason=reason,
-                            engine_timings=self._perf())
+    def _finish_reason(self, req: GenRequest, ids: list[int]) -> str:
+        return "stop" if (not req.force_length and ids and ids[-1] == self.eos_id) else "length"
+
+    def _engine_timings(self) -> dict:
+        return self._perf()
 
     def _close(self):
         if getattr(self, "llm", None) is not None:

@@ -78,14 +78,21 @@ class ManagedServer:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def process_env(self) -> dict:
+        """The server's environment: offline, unbuffered, plus this server's own variables."""
+        return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONUNBUFFERED": "1", **self.env}
+
+    def process_cwd(self) -> str | None:
+        return None
+
     # -- lifecycle
     def start(self) -> "ManagedServer":
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1", **self.env}
         self._log = open(self.log_path, "wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+                                     stdin=subprocess.DEVNULL, env=self.process_env(),
+                                     cwd=self.process_cwd(), preexec_fn=_die_with_parent)
         self.pids.add(self.proc.pid)
         try:
             self._wait_ready()
