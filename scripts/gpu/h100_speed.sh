@@ -3,6 +3,8 @@
 # the llama-cpp-python sources: the speed section on replicas of Qwen2.5-7B, Phi-3-mini and
 # Qwen2.5-0.5B with params/h100/02_speed.yaml, one engine group per device call (each call ≤ 10 min).
 #   bash scripts/gpu/h100_speed.sh ENGINE[,ENGINE...]      transformers | vllm | llamacpp
+#   SLM_PROFILE=qwen25_7b bash scripts/gpu/h100_speed.sh ENGINE[,…]   per-token decode breakdown
+#       (slmstudy.profiling: kernel time by kind, GPU idle, roofline) of that model's targets
 # Starts the CUDA build of llama-cpp-python in the background on first use (~5 min; needed only for
 # `llamacpp`). Records accumulate in $HOME/slm-runs (kept while the machine stays warm; a rerun
 # resumes) and are copied to $OUT/runs after every call. Full sequence: scripts/gpu/README.md.
@@ -35,8 +37,14 @@ for eng in ${1//,/ }; do
     [ -f "$S/llamacpp.done" ] || { echo "llama-cpp-python is not built (yet):"; tail -20 "$S/llamacpp-build.log"; rc=3; continue; }
   fi
   echo "=== $eng ==="
-  python3 -m slmstudy.speed --params params/h100/02_speed.yaml --runs-root "$RUNS" --engines "$eng" --no-http || rc=$?
+  if [ -n "${SLM_PROFILE:-}" ]; then
+    python3 -m slmstudy.profiling --params params/h100/02_speed.yaml --engines "$eng" \
+      --models "$SLM_PROFILE" --out "$RUNS/h100/profile/decode_profile.jsonl" || rc=$?
+  else
+    python3 -m slmstudy.speed --params params/h100/02_speed.yaml --runs-root "$RUNS" --engines "$eng" --no-http || rc=$?
+  fi
 done
+for f in "$RUNS"/h100/profile/*.json*; do [ -f "$f" ] && cp "$f" "$OUT/profile_$(basename "$f")"; done
 # flat copy: the device tool brings back shallow paths only
 for f in "$RUNS"/h100/provenance.json "$RUNS"/h100/02_speed/*.json "$RUNS"/h100/02_speed/*.jsonl; do
   [ -f "$f" ] && cp "$f" "$OUT/"

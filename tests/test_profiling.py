@@ -1,0 +1,71 @@
+"""The GPU decode breakdown (slmstudy.profiling): trace parsing and the per-token arithmetic.
+The profiler itself runs on the GPU machine (scripts/gpu/h100_speed.sh with SLM_PROFILE)."""
+
+import pytest
+
+from slmstudy import profiling as P
+from slmstudy.errors import StudyError
+
+
+@pytest.mark.parametrize("name,cat", [
+    ("void mul_mat_vec_q<(ggml_type)12, 1, false>(void const*, ...)", "matmul"),
+    ("quantize_q8_1(float const*, void*, long, long)", "quantize activations"),
+    ("void flash_attn_ext_f16<128, 128, 4>(...)", "attention"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64", "matmul"),
+    ("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "norm"),
+    ("void rms_norm_f32<1024, true, false>(...)", "norm"),
+    ("void rope_neox<true, false, float>(...)", "rope"),
+    ("Memcpy DtoH (Device -> Pinned)", "copy / memset"),
+    ("void k_bin_bcast<&op_add, float, float, float>(...)", "other kernels"),
+])
+def test_categorize(name, cat):
+    assert P.categorize(name) == cat
+
+
+def _trace(kernels):
+    ev = [{"ph": "X", "cat": "kernel", "name": n, "dur": d, "ts": i} for i, (n, d) in
+          enumerate(kernels)]
+    ev.append({"ph": "X", "cat": "cpu_op", "name": "aten::mm", "dur": 999.0, "ts": 0})
+    ev.append({"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy DtoH (Device -> Pinned)",
+               "dur": 2.0, "ts": 9})
+    return {"traceEvents": ev}
+
+
+def test_kernels_from_trace_keeps_gpu_events_only():
+    k = P.kernels_from_trace(_trace([("gemv", 10.0), ("rms_norm", 1.0)]))
+    assert [n for n, _ in k] == ["gemv", "rms_norm", "Memcpy DtoH (Device -> Pinned)"]
+    assert sum(d for _, d in k) == 13.0
+
+
+def test_breakdown_subtracts_prefill_and_divides_by_steps():
+    # prefill: one big GEMM; 4 decode steps: 2 gemv of 1000 µs + 1 norm of 100 µs each
+    pre = P.aggregate(P.kernels_from_trace(_trace([("gemm_big", 5000.0)])))
+    full = P.aggregate(P.kernels_from_trace(_trace(
+        [("gemm_big", 5000.0)] + [("gemv", 1000.0), ("gemv", 1000.0), ("rms_norm", 100.0)] * 4)))
+    b = P.decode_step_breakdown(full, pre, 4, wall_ms_per_token=2.5,
+                                bytes_read_per_token=3_000_000_000, bandwidth_bytes_s=3e12)
+    assert b["category_ms_per_token"]["matmul"] == pytest.approx(2.0)
+    assert b["category_ms_per_token"]["norm"] == pytest.approx(0.1)
+    assert b["kernel_ms_per_token"] == pytest.approx(2.1)
+    assert b["idle_ms_per_token"] == pytest.approx(0.4)
+    assert b["roofline_ms_per_token"] == pytest.approx(1.0)
+    assert b["roofline_fraction"] == pytest.approx(0.4)
+    assert b["matmul_fraction_of_bandwidth"] == pytest.approx(0.5)
+    assert b["kernels_per_token"] == pytest.approx(3.0)
+    assert b["top_kernels"][0]["name"] == "gemv"
+
+
+def test_breakdown_rejects_zero_steps():
+    with pytest.raises(StudyError, match="n_decode"):
+        P.decode_step_breakdown({}, {}, 0, 1.0, 1, 1.0)
+
+
+def test_profile_target_needs_a_gpu():
+    import torch
+
+    from slmstudy.params import SpeedTarget
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(StudyError, match="CUDA GPU"):
+        P.profile_target(SpeedTarget(model="smollm2_135m", engine="transformers"), None,
+                         bandwidth_bytes_s=1.0, work_dir=__import__("pathlib").Path("/tmp"))
