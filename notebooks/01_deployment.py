@@ -42,7 +42,7 @@ engines = ["transformers", "vllm", "llamacpp", "ortgenai"]  # engines to load
 servers = ["llamacpp", "vllm"]  # OpenAI-compatible servers to probe
 load_repetitions = 2  # cold (fresh process) and warm (same process) loads per engine
 drop_page_cache = True  # drop the OS page cache before each cold load (root only)
-vllm_tool_parser = "hermes"  # tool-call parser for vllm serve; None = vLLM as shipped
+vllm_tool_parser = "hermes"  # tool-call parser for vllm serve (None: vLLM as shipped)
 webui = False  # also bring up llama.cpp server + Open WebUI and chat through a browser (`make webui`)
 
 # %%

@@ -148,18 +148,7 @@ plt.show()
 # Left: total output tokens/s of all concurrent requests. Right: each request's own decode speed.
 
 # %%
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-for (target, mode), g in summary.groupby(["target", "mode"]):
-    g = g.sort_values("concurrency")
-    style = "-o" if mode == "inproc" else "--s"
-    a1.plot(g.concurrency, g.aggregate_tok_s, style, label=f"{target} [{mode}]")
-    a2.plot(g.concurrency, g.decode_tok_s, style)
-for a, t in ((a1, "aggregate output tokens/s"), (a2, "per-request decode tokens/s")):
-    a.set_xscale("log", base=2)
-    a.set_yscale("log")
-    a.set_xlabel("concurrent requests")
-    a.set_title(t)
-a1.legend(fontsize=7)
+fig = speed.concurrency_figure(rows)
 plotting.save(fig, "02_speed_concurrency", caption="Throughput vs concurrency")
 plt.show()
 
@@ -205,7 +194,7 @@ if bench:
 
 # %%
 from slmstudy import claims as claims_mod
-from slmstudy import scaling
+from slmstudy import profiling, scaling
 
 snapshot_scaling = {}
 for folder in scaling.snapshots():
@@ -221,6 +210,29 @@ for folder in scaling.snapshots():
                                 f"{snap['name']} ({gpu}): decode vs roofline")
     plotting.save(fig, f"02_speed_roofline_{snap['name']}", caption=f"{snap['name']} roofline")
     plt.show()
+    if snap_rows.concurrency.max() > 1:
+        fig = speed.concurrency_figure(snap["rows"], f"{snap['name']} ({gpu}): concurrency")
+        plotting.save(fig, f"02_speed_concurrency_{snap['name']}",
+                      caption=f"{snap['name']}: throughput vs concurrency")
+        plt.show()
+    prof = profiling.load_profile(folder)
+    if prof:
+        display(Markdown(
+            "#### Where a decode step's time goes (kernel profile)\n"
+            "Kernels recorded with the PyTorch profiler (CUPTI sees every kernel of the process, "
+            "llama.cpp's and vLLM's included) for a forced generation of N+1 and of 1 token; the "
+            "difference ÷ N is one decode step's kernel time. Wall time per token is from an "
+            "unprofiled run of the same length. *Roofline* = bytes read per token ÷ measured "
+            "bandwidth; *matmul kernels vs bandwidth* = that roofline time ÷ the matmul kernels' "
+            "own time. Made by `SLM_PROFILE=<model> bash scripts/gpu/h100_speed.sh <engines>` "
+            "(`slmstudy.profiling`); provenance in `profile/provenance.json`."))
+        bd = pd.DataFrame(profiling.breakdown_rows(prof)).drop(columns="_bars")
+        display(bd.round(3))
+        fig = profiling.breakdown_figure(prof, f"{snap['name']} ({gpu}): where a decode step goes")
+        plotting.save(fig, f"02_speed_breakdown_{snap['name']}",
+                      caption=f"{snap['name']}: decode step breakdown")
+        plt.show()
+        display(Markdown(profiling.findings(prof)))
     scaled = scaling.scale_claims(snap, claims_mod.load_claims(), claims_mod.load_hardware())
     snapshot_scaling[snap["name"]] = scaled
     if scaled:

@@ -16,7 +16,7 @@ from slmstudy.errors import StudyError
     ("void rms_norm_f32<1024, true, false>(...)", "norm"),
     ("void rope_neox<true, false, float>(...)", "rope"),
     ("Memcpy DtoH (Device -> Pinned)", "copy / memset"),
-    ("void k_bin_bcast<&op_add, float, float, float>(...)", "other kernels"),
+    ("void k_bin_bcast<&op_add, float, float, float>(...)", "elementwise / other"),
 ])
 def test_categorize(name, cat):
     assert P.categorize(name) == cat
@@ -69,3 +69,19 @@ def test_profile_target_needs_a_gpu():
     with pytest.raises(StudyError, match="CUDA GPU"):
         P.profile_target(SpeedTarget(model="smollm2_135m", engine="transformers"), None,
                          bandwidth_bytes_s=1.0, work_dir=__import__("pathlib").Path("/tmp"))
+
+
+def test_committed_h100_profile_adds_up():
+    """The committed GPU profile: every bar sums to the measured wall time per token, and the
+    findings name every target and give a verdict per model and precision."""
+    from slmstudy.paths import REPO_ROOT as REPO
+
+    prof = P.load_profile(REPO / "results" / "h100-2026-11-25")
+    assert {r["model"] for r in prof} >= {"qwen25_7b"}
+    for row in P.breakdown_rows(prof):
+        assert sum(row["_bars"].values()) == pytest.approx(row["wall ms/token"], rel=1e-6)
+        assert all(v >= 0 for v in row["_bars"].values()), row["target"]
+    text = P.findings(prof)
+    for r in prof:
+        assert r["target"] in text
+    assert "qwen25_7b, 16-bit" in text and "qwen25_7b, 4-bit" in text

@@ -37,7 +37,7 @@ CATEGORIES: list[tuple[str, re.Pattern]] = [
     ("sampling / logits", re.compile(r"argmax|topk|top_k|sort|sample|softcap|cumsum|reduce_max")),
     ("copy / memset", re.compile(r"^memcpy|^memset|copy|cpy|concat|cat_|index|gather|scatter")),
 ]
-OTHER = "other kernels"
+OTHER = "elementwise / other"
 
 
 def categorize(name: str) -> str:
@@ -233,3 +233,138 @@ def _main(argv=None) -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+# ---------------------------------------------------------------- reading a committed profile
+
+
+def load_profile(folder: Path) -> list[dict]:
+    """Profile rows of a committed snapshot (`<snapshot>/profile/decode_profile.jsonl`), or []."""
+    f = Path(folder) / "profile" / "decode_profile.jsonl"
+    if not f.is_file():
+        return []
+    return [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+
+
+def breakdown_rows(profile: list[dict]) -> list[dict]:
+    """One row per target: wall ms/token split into roofline, matmul beyond roofline, other
+    kernels and GPU idle (negative idle — kernels slower under tracing — is shown as 0 and the
+    kernel time scaled to the wall time)."""
+    out = []
+    for r in profile:
+        wall, kern = r["wall_ms_per_token"], r["kernel_ms_per_token"]
+        scale = min(1.0, wall / kern) if kern else 1.0
+        mm = r["matmul_ms_per_token"] * scale
+        roof = min(r["roofline_ms_per_token"], mm) if mm else 0.0
+        other = (kern - r["matmul_ms_per_token"]) * scale
+        out.append({
+            "target": r["target"], "wall ms/token": wall, "decode tok/s": 1e3 / wall,
+            "roofline ms": r["roofline_ms_per_token"], "roofline fraction": r["roofline_fraction"],
+            "matmul ms": r["matmul_ms_per_token"],
+            "matmul kernels vs bandwidth": r["matmul_fraction_of_bandwidth"],
+            "other kernels ms": kern - r["matmul_ms_per_token"],
+            "GPU idle ms": wall - kern, "kernels/token": r["kernels_per_token"],
+            "biggest other": ", ".join(f"{k} {v:.2f}" for k, v in
+                                       [kv for kv in r["category_ms_per_token"].items()
+                                        if kv[0] != "matmul"][:3]),
+            "_bars": {"weights at measured bandwidth (roofline)": roof,
+                      "matmul kernels beyond roofline": mm - roof,
+                      "other kernels": other,
+                      "GPU idle (host, launches, sync)": max(wall - kern, 0.0)},
+        })
+    return out
+
+
+BAR_COLORS = {"weights at measured bandwidth (roofline)": "#4c72b0",
+              "matmul kernels beyond roofline": "#8fb0d9",
+              "other kernels": "#dd8452",
+              "GPU idle (host, launches, sync)": "#c0c0c0"}
+
+
+def breakdown_figure(profile: list[dict], title: str):
+    """Stacked bars, one panel per model, one bar per target: where a decode step's wall time
+    goes (ms per token). A bar far longer than the rest is cut at the panel's edge and labelled."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = breakdown_rows(profile)
+    models = list(dict.fromkeys(r["target"].split("/")[0] for r in rows))
+    groups = [[r for r in rows if r["target"].split("/")[0] == m] for m in models]
+    fig, axes = plt.subplots(len(groups), 1, squeeze=False,
+                             figsize=(10, 0.5 * len(rows) + 1.2 * len(groups) + 0.6))
+    for ax, g in zip(axes[:, 0], groups):
+        walls = sorted(r["wall ms/token"] for r in g)
+        xmax = walls[-1] * 1.6
+        if len(walls) > 1 and walls[-1] > 2.5 * walls[-2]:
+            xmax = walls[-2] * 2.2  # one outlier (eager transformers): cut, label says its value
+        y = np.arange(len(g))
+        left = np.zeros(len(g))
+        for part, color in BAR_COLORS.items():
+            v = np.array([r["_bars"][part] for r in g])
+            ax.barh(y, v, left=left, color=color, label=part)
+            left += v
+        for yi, r in zip(y, g):
+            cut = r["wall ms/token"] > xmax
+            ax.text(min(r["wall ms/token"], xmax * 0.62), yi,
+                    f"  {'▶ ' if cut else ''}{r['wall ms/token']:.2f} ms = {r['decode tok/s']:.0f}"
+                    f" tok/s ({r['roofline fraction']:.0%} of roofline)", va="center", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0} if cut else None)
+        ax.set_yticks(y, ["/".join(r["target"].split("/")[1:3]) for r in g], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, xmax)
+        ax.set_title(g[0]["target"].split("/")[0], fontsize=10, loc="left")
+    axes[-1, 0].set_xlabel("ms per decode step (batch 1)")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _precision(target: str) -> str:
+    fmt = target.split("/")[2].upper()
+    return "4-bit" if fmt.startswith("Q4") else "16-bit"
+
+
+def findings(profile: list[dict], targets: dict[str, float] | None = None) -> str:
+    """Markdown: per target where the time goes, then per model and precision the best measured
+    fraction of roofline and the bound the kernels alone allow (idle time removed)."""
+    targets = targets or {"16-bit": 0.85, "4-bit": 0.60}
+    lines = []
+    for r in profile:
+        idle = r["wall_ms_per_token"] - r["kernel_ms_per_token"]
+        others = [kv for kv in r["category_ms_per_token"].items() if kv[0] != "matmul"][:3]
+        mm = r["matmul_fraction_of_bandwidth"]
+        parts = [f"**{r['target']}**: {r['wall_ms_per_token']:.2f} ms/token "
+                 f"({r['roofline_fraction']:.0%} of roofline {r['roofline_ms_per_token']:.2f} ms)"]
+        if idle > 0.05 * r["wall_ms_per_token"]:
+            parts.append(f"GPU idle {idle:.2f} ms/token ({idle / r['wall_ms_per_token']:.0%}: "
+                         f"host-side work between {r['kernels_per_token']:.0f} kernels)")
+        else:
+            parts.append("GPU never waits for the host (kernel time ≈ wall time)")
+        if mm:
+            parts.append(f"matmul kernels {r['matmul_ms_per_token']:.2f} ms = "
+                         f"{mm:.0%} of measured bandwidth")
+        if others:
+            parts.append("other kernels " + ", ".join(f"{k} {v:.2f} ms" for k, v in others))
+        lines.append("- " + "; ".join(parts))
+    lines.append("")
+    by = {}
+    for r in profile:
+        key = (r["model"], _precision(r["target"]))
+        by.setdefault(key, []).append(r)
+    for (model, prec), rs in sorted(by.items()):
+        best = max(rs, key=lambda r: r["roofline_fraction"])
+        bound = max(rs, key=lambda r: r["roofline_ms_per_token"] / r["kernel_ms_per_token"])
+        kb = bound["roofline_ms_per_token"] / bound["kernel_ms_per_token"]
+        tgt = targets.get(prec)
+        verdict = ""
+        if tgt is not None:
+            verdict = (f" Target {tgt:.0%}: " + ("met." if best["roofline_fraction"] >= tgt else
+                       "not met; " + ("the kernels alone would allow it — the gap is host time."
+                                      if kb >= tgt else
+                                      "not reachable with these kernels even with zero host "
+                                      "time.")))
+        lines.append(f"- {model}, {prec}: best measured {best['roofline_fraction']:.0%} "
+                     f"({best['target']}); kernels alone, idle removed, allow at most {kb:.0%} "
+                     f"({bound['target']}).{verdict}")
+    return "\n".join(lines)

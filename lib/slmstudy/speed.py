@@ -567,3 +567,30 @@ def roofline_figure(rows: list[dict], bandwidth_bytes_s: float, title: str):
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
     return fig
+
+
+def concurrency_figure(rows: list[dict], title: str = ""):
+    """Left: aggregate output tokens/s of all concurrent requests; right: each request's own
+    decode speed — per target and mode, against the number of concurrent requests."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for (target, mode), g in df.groupby(["target", "mode"]):
+        if g.concurrency.nunique() < 2:
+            continue
+        g = g.sort_values("concurrency")
+        style = "-o" if mode == "inproc" else "--s"
+        a1.plot(g.concurrency, g.aggregate_tok_s, style, label=f"{target} [{mode}]")
+        a2.plot(g.concurrency, g.decode_tok_s, style)
+    for a, t in ((a1, "aggregate output tokens/s"), (a2, "per-request decode tokens/s")):
+        a.set_xscale("log", base=2)
+        a.set_yscale("log")
+        a.set_xlabel("concurrent requests")
+        a.set_title(t)
+    a1.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
