@@ -106,7 +106,15 @@ bar.close()
 
 # %% [markdown]
 # ## Over HTTP: the OpenAI-compatible servers (`llama_cpp.server`, `vllm serve`)
-# The same prompt ids, streamed; TTFT and token times are taken at the client.
+# The same prompt ids, streamed; TTFT and token times are taken at the client. Token counts:
+# `vllm serve` returns the token ids of every chunk (`return_token_ids`) and a `usage` block.
+# `llama_cpp.server` sends no usage when streaming; its requests are forced to the full length
+# (`min_tokens`, `ignore_eos`) and a stream that ends with `finish_reason: "length"` produced
+# exactly `max_tokens` (its loop stops there, one token at a time); the record says how each
+# count was obtained (`engine_timings.tokens_counted_by`). We do not ask it for `logprobs` to
+# count tokens: computing them sorts the whole vocabulary in Python per token and cut SmolLM2's
+# decode from ~84 to ~24 tok/s on this machine. The server runs with `--logits_all False` (its
+# default keeps full-vocabulary logits for every prompt position), like the in-process engine.
 
 # %%
 http_targets = [t for t in resolved if t.spec.engine in P.http_engines]
@@ -125,7 +133,7 @@ rows = speed.summarize(records, bw["bandwidth_bytes_s"])
 summary = pd.DataFrame(rows)
 cols = ["target", "mode", "concurrency", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high",
         "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high", "itl_p50_s", "itl_p90_s",
-        "itl_p99_s", "e2e_s", "chars_per_s", "aggregate_tok_s", "peak_rss_bytes",
+        "itl_p99_s", "itl_per", "e2e_s", "chars_per_s", "aggregate_tok_s", "peak_rss_bytes",
         "roofline_fraction", "length_ok"]
 summary[cols].round(4)
 

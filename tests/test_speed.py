@@ -135,3 +135,18 @@ def test_environment_yml_matches_the_lock():
     env = (REPO_ROOT / "environment.yml").read_text()
     missing = [l for l in lock if f"- {l}\n" not in env]
     assert not missing, f"environment.yml lacks {missing[:5]}: regenerate it from the lock"
+
+
+def test_every_speed_scenario_validates_and_passes_preflight():
+    """Each params/<scenario>/02_speed.yaml parses (unknown keys are errors) and, on a CPU
+    scenario, every target fits this machine's memory before anything is loaded."""
+    from slmstudy.params import load_params
+    from slmstudy.paths import REPO_ROOT
+    from slmstudy.speed import preflight
+
+    files = sorted((REPO_ROOT / "params").glob("*/02_speed.yaml"))
+    assert {f.parent.name for f in files} >= {"default", "smoke", "h100", "cpu-full"}
+    for f in files:
+        p = load_params("02_speed", f)
+        preflight(p)
+        assert p.repetitions >= 3, f

@@ -397,6 +397,10 @@ def summarize(records: list[dict], bandwidth_bytes_s: float | None = None) -> li
             "peak_rss_bytes": max(r.get("peak_rss_bytes") or 0 for r in rs),
             "itl_p50_s": metrics.percentile(itl, 50), "itl_p90_s": metrics.percentile(itl, 90),
             "itl_p99_s": metrics.percentile(itl, 99),
+            # ITL is per token where every token has its own arrival time; llama_cpp.server's
+            # stream sometimes carries several tokens in one chunk (a partial UTF-8 character
+            # is held back), and then the gaps are between chunks
+            "itl_per": _itl_unit(rs),
             "chars_per_s": float(np.median([r["chars_per_s"] for r in rs
                                             if r.get("chars_per_s") is not None] or [np.nan])),
             "aggregate_tok_s": float(np.median(agg)),
@@ -426,6 +430,14 @@ def llamacpp_clock_agreement(records: list[dict]) -> list[dict]:
                     "ratio": r["decode_tok_s"] / engine_rate,
                     "ours_ttft_s": r["ttft_s"], "engine_prefill_s": t["t_p_eval_ms"] / 1e3})
     return out
+
+
+def _itl_unit(rs: list[dict]) -> str:
+    n_tok = sum(r["n_tokens"] for r in rs)
+    n_arr = sum(len(r["token_times_ns"]) for r in rs)
+    if n_arr == n_tok:
+        return "token"
+    return f"chunk ({n_tok / max(n_arr, 1):.2f} tokens per chunk)"
 
 
 def _slug(name: str) -> str:
