@@ -190,7 +190,7 @@ def _main(argv=None) -> None:
     import argparse
 
     from .params import load_params
-    from .speed import measure_bandwidth
+    from .speed import cached_bandwidth
 
     ap = argparse.ArgumentParser(description="per-token decode breakdown of speed targets on a GPU")
     ap.add_argument("--params", required=True, help="a speed params YAML (params/h100/02_speed.yaml)")
@@ -206,12 +206,7 @@ def _main(argv=None) -> None:
     done = set()
     if out.is_file():
         done = {json.loads(x)["target"] for x in out.read_text().splitlines() if x.strip()}
-    bw_file = out.parent / "bandwidth.json"
-    if bw_file.is_file():
-        bw = json.loads(bw_file.read_text())
-    else:
-        bw = measure_bandwidth(p.bandwidth_bytes, device=p.device)
-        bw_file.write_text(json.dumps(bw, indent=2))
+    bw = cached_bandwidth(out.parent / "bandwidth.json", p)
     engines = set(filter(None, a.engines.split(",")))
     models = set(filter(None, a.models.split(",")))
     for spec in p.targets:

@@ -487,6 +487,15 @@ def compare_with_vllm_bench(ours: dict, bench: dict) -> list[dict]:
     return [{"metric": m, "ours": a, "vllm_bench": b, "gap": a / b - 1} for m, a, b in pairs]
 
 
+def cached_bandwidth(bw_file: Path, params: SpeedParams) -> dict:
+    """The bandwidth measured once per results folder (a rerun or a later call reuses it)."""
+    if bw_file.is_file():
+        return json.loads(bw_file.read_text())
+    bw = measure_bandwidth(params.bandwidth_bytes, device=params.device)
+    bw_file.write_text(json.dumps(bw, indent=2))
+    return bw
+
+
 def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
                 http: bool = True, log=print) -> dict:
     """The whole section without a notebook (same calls, same files): for machines without
@@ -495,12 +504,7 @@ def run_section(params: SpeedParams, results: SectionResults, engines: set[str] 
     from tqdm import tqdm
 
     preflight(params)
-    bw_file = results.dir / "bandwidth.json"
-    if bw_file.is_file():
-        bw = json.loads(bw_file.read_text())
-    else:
-        bw = measure_bandwidth(params.bandwidth_bytes, device=params.device)
-        bw_file.write_text(json.dumps(bw, indent=2))
+    bw = cached_bandwidth(results.dir / "bandwidth.json", params)
     log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
     for spec in params.targets:
         if engines and spec.engine not in engines:
