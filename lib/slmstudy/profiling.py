@@ -259,9 +259,9 @@ def breakdown_rows(profile: list[dict]) -> list[dict]:
             "matmul kernels vs bandwidth": r["matmul_fraction_of_bandwidth"],
             "other kernels ms": kern - r["matmul_ms_per_token"],
             "GPU idle ms": wall - kern, "kernels/token": r["kernels_per_token"],
-            "biggest other": ", ".join(f"{k} {v:.2f}" for k, v in
-                                       [kv for kv in r["category_ms_per_token"].items()
-                                        if kv[0] != "matmul"][:3]),
+            "largest other kind (ms)": next((f"{k} {v:.2f}" for k, v in
+                                             r["category_ms_per_token"].items()
+                                             if k != "matmul"), ""),
             "_bars": {"weights at measured bandwidth (roofline)": roof,
                       "matmul kernels beyond roofline": mm - roof,
                       "other kernels": other,
