@@ -53,6 +53,8 @@ class ManagedServer:
     """Base: start a command, probe `/v1/models` until ready, tear the group down on exit."""
 
     name = "server"
+    ready_path = "/v1/models"  # GET that answers 200 once the server serves
+    ready_hint = "raise ready_timeout_s"
 
     def __init__(self, *, port: int | None = None, ready_timeout_s: float = 300.0,
                  log_dir: str | os.PathLike | None = None, model_name: str = "model",
@@ -119,7 +121,7 @@ class ManagedServer:
                     f"{self.name} exited with code {self.proc.returncode} before becoming ready; "
                     f"last log lines ({self.log_path}):\n{self.log_tail()}")
             try:
-                r = httpx.get(f"{self.base_url}/v1/models", timeout=2.0)
+                r = httpx.get(f"{self.base_url}{self.ready_path}", timeout=2.0)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:
@@ -128,7 +130,7 @@ class ManagedServer:
             time.sleep(0.5)
         raise ServerError(
             f"{self.name} did not become ready on {self.base_url} within {self.ready_timeout_s:.0f} s "
-            f"(no 200 from /v1/models); raise ready_timeout_s or read {self.log_path}:\n"
+            f"(no 200 from {self.ready_path}); {self.ready_hint} or read {self.log_path}:\n"
             f"{self.log_tail()}")
 
     def log_tail(self, n: int = 25) -> str:
