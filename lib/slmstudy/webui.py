@@ -38,7 +38,8 @@ from pathlib import Path
 import psutil
 
 from .backends.base import Generation
-from .backends.servers import HOST, LlamaCppServer, ManagedServer, OpenAIStreamClient, _die_with_parent
+from .backends.servers import (HOST, LlamaCppServer, ManagedServer, OpenAIStreamClient, _die_with_parent,
+                               sse_events)
 from .errors import ServerError, StudyError
 from .paths import REPO_ROOT
 
@@ -209,35 +210,21 @@ def stream_chat(url: str, messages, model: str, *, headers: dict | None = None,
                 engine: str = "http", max_tokens: int = 64, temperature: float = 0.0,
                 timeout_s: float = 600) -> Generation:
     """Stream `/…/chat/completions` and time each chunk that carries text (role-only chunks do not
-    count). One chunk = one token for llama_cpp.server and vLLM; Open WebUI passes them through."""
-    import httpx
-
+    count). A chunk is usually one token; llama_cpp.server holds back a partial UTF-8 character,
+    so a chunk can carry several. Open WebUI passes the engine's chunks through."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     body = {"model": model, "messages": messages, "max_tokens": max_tokens,
             "temperature": temperature, "stream": True}
     times, pieces, finish = [], [], None
     t_send = time.perf_counter_ns()
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout_s) as r:
-        if r.status_code != 200:
-            r.read()
-            raise ServerError(f"{url} returned HTTP {r.status_code}: {r.text[:500]}")
-        for line in r.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                break
-            t = time.perf_counter_ns()
-            obj = json.loads(data)
-            if "error" in obj:
-                raise ServerError(f"{url} streamed an error: {str(obj['error'])[:300]}")
-            for ch in obj.get("choices") or []:
-                text = (ch.get("delta") or {}).get("content")
-                if text:
-                    times.append(t)
-                    pieces.append(text)
-                finish = ch.get("finish_reason") or finish
+    for t, obj in sse_events(url, body, headers=headers, timeout_s=timeout_s):
+        for ch in obj.get("choices") or []:
+            text = (ch.get("delta") or {}).get("content")
+            if text:
+                times.append(t)
+                pieces.append(text)
+            finish = ch.get("finish_reason") or finish
     return Generation(engine=engine, model=model, prompt_ids=[], output_ids=[],
                       text="".join(pieces), t_send_ns=t_send, token_times_ns=times,
                       finish_reason=finish or "?", engine_timings={"n_chunks": len(pieces)})

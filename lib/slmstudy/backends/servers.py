@@ -277,6 +277,28 @@ def _field_str(reader, key):
     return bytes(f.parts[f.data[0]]).decode() if f is not None else None
 
 
+def sse_events(url: str, body: dict, *, headers: dict | None = None, timeout_s: float = 600):
+    """POST `body` and yield (arrival perf_counter_ns, parsed JSON) for each server-sent event
+    until `[DONE]`; a non-200 answer or a streamed `error` object raises ServerError."""
+    import httpx
+
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout_s) as r:
+        if r.status_code != 200:
+            r.read()
+            raise ServerError(f"{url} returned HTTP {r.status_code}: {r.text[:500]}")
+        for line in r.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            t = time.perf_counter_ns()
+            obj = json.loads(data)
+            if isinstance(obj, dict) and "error" in obj and not obj.get("choices"):
+                raise ServerError(f"{url} streamed an error: {str(obj['error'])[:300]}")
+            yield t, obj
+
+
 class OpenAIStreamClient:
     """Streams chat or completions over HTTP and returns the study's Generation records.
 
@@ -307,35 +329,23 @@ class OpenAIStreamClient:
         chunks_t, pieces, ids, usage, finish = [], [], [], None, None
         n_counted = 0
         t_send = time.perf_counter_ns()
-        with httpx.stream("POST", f"{self.base_url}{path}", json=body,
-                          timeout=self.timeout_s) as r:
-            if r.status_code != 200:
-                r.read()
-                raise ServerError(f"{path} returned HTTP {r.status_code}: {r.text[:500]}")
-            for line in r.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                t = time.perf_counter_ns()
-                obj = json.loads(data)
-                if obj.get("usage"):
-                    usage = obj["usage"]
-                for ch in obj.get("choices") or []:
-                    text = ch.get("text")
-                    if text is None:
-                        text = (ch.get("delta") or {}).get("content")
-                    tok_ids = ch.get("token_ids") or []
-                    lp_tokens = (ch.get("logprobs") or {}).get("tokens") or []
-                    if text or tok_ids or lp_tokens:
-                        # one arrival time per token carried by this chunk
-                        k = len(tok_ids) or len(lp_tokens) or 1
-                        chunks_t.extend([t] * k)
-                        n_counted += k
-                        pieces.append(text or "")
-                        ids.extend(tok_ids)
-                    finish = ch.get("finish_reason") or finish
+        for t, obj in sse_events(f"{self.base_url}{path}", body, timeout_s=self.timeout_s):
+            if obj.get("usage"):
+                usage = obj["usage"]
+            for ch in obj.get("choices") or []:
+                text = ch.get("text")
+                if text is None:
+                    text = (ch.get("delta") or {}).get("content")
+                tok_ids = ch.get("token_ids") or []
+                lp_tokens = (ch.get("logprobs") or {}).get("tokens") or []
+                if text or tok_ids or lp_tokens:
+                    # one arrival time per token carried by this chunk
+                    k = len(tok_ids) or len(lp_tokens) or 1
+                    chunks_t.extend([t] * k)
+                    n_counted += k
+                    pieces.append(text or "")
+                    ids.extend(tok_ids)
+                finish = ch.get("finish_reason") or finish
         # Exact count from the server's usage block. llama_cpp.server sends none when streaming;
         # a forced-length request that ends with finish_reason "length" produced exactly
         # max_tokens (its loop stops at len(completion_tokens) >= max_tokens, one token at a
