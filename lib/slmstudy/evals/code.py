@@ -19,9 +19,7 @@ test imports plus the extracted code.
 
 from __future__ import annotations
 
-import re
-
-from .extract import extract_code
+from .extract import defines, extract_code, parses
 from .runner import Sample, Score, Task
 from .sandbox import check_program
 
@@ -33,31 +31,18 @@ SANDBOX_VERDICT = {"passed": "correct", "failed": "wrong", "blocked": "wrong",
                    "sandbox_error": "crash"}
 
 
-def _compiles(code: str) -> bool:
-    try:
-        compile(code, "<candidate>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
-def _defines(code: str, name: str | None) -> bool:
-    return bool(name) and re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", code,
-                                    re.M) is not None
-
-
 def humaneval_program(prompt: str, text: str, entry_point: str) -> tuple[str | None, str]:
     """(program to test or None if no usable code, how it was assembled)."""
     code = extract_code(text, entry_point)
     if not code.strip():
         return None, "no code"
-    if _defines(code, entry_point):
+    if defines(code, entry_point):
         program = f"{prompt.rstrip()}\n\n{code}\n"
         how = "full function"
     else:
         program = prompt + code
         how = "completion"
-    return (program, how) if _compiles(program) else (None, f"{how}: does not compile")
+    return (program, how) if parses(program) else (None, f"{how}: does not compile")
 
 
 def _run(program: str, tests, entry_point, timeout_s: float, memory_mb: int) -> Score:
@@ -108,7 +93,7 @@ def mbpp_program(item_imports: list[str], text: str, entry_point: str | None) ->
     if not code.strip():
         return None
     program = "\n".join([*item_imports, code]) + "\n"
-    return program if _compiles(program) else None
+    return program if parses(program) else None
 
 
 def mbpp_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10.0,
@@ -119,7 +104,7 @@ def mbpp_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10
         if program is None:
             return Score("format_failure", None, {"assembled": "no compilable code"})
         s = _run(program, d["test_list"], None, timeout_s, memory_mb)
-        s.detail["defines_entry_point"] = _defines(program, d["entry_point"])
+        s.detail["defines_entry_point"] = defines(program, d["entry_point"])
         return s
 
     samples = [Sample(id=it["id"], messages=mbpp_messages(it), gold=None,

@@ -409,12 +409,19 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
     return [(m.group(1).lower(), m.group(2)) for m in _FENCE_RE.finditer(text)]
 
 
-def _parses(code: str) -> bool:
+def parses(code: str) -> bool:
+    """True when `code` compiles as Python (nothing is run)."""
     try:
         compile(code, "<extracted>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+def defines(code: str, name: str | None) -> bool:
+    """True when `code` has a line `def name(` (or `async def name(`)."""
+    return bool(name) and re.search(
+        rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
 
 
 def extract_code(text: str | None, entry_point: str | None = None) -> str:
@@ -433,15 +440,14 @@ def extract_code(text: str | None, entry_point: str | None = None) -> str:
         return text.strip("\n")
     candidates = [body for lang, body in blocks if lang in _PYTHON_LANGS] or [b for _, b in blocks]
     if entry_point:
-        defines = re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", re.M)
-        defining = [c for c in candidates if defines.search(c)]
+        defining = [c for c in candidates if defines(c, entry_point)]
         for code in reversed(defining):
-            if _parses(code):
+            if parses(code):
                 return code
         if defining:
             return defining[-1]
     for code in candidates:
-        if _parses(code):
+        if parses(code):
             return code
     return candidates[0]
 
