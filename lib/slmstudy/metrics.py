@@ -26,10 +26,11 @@ def e2e_s(t_send_ns: int, token_times_ns: Sequence[int]) -> float:
     return (token_times_ns[-1] - t_send_ns) * NS
 
 
-def decode_tok_s(token_times_ns: Sequence[int]) -> float:
-    """Decode tok/s = (N − 1) / (t_N − t_1). NaN when N < 2."""
-    n = len(token_times_ns)
-    if n < 2 or token_times_ns[-1] == token_times_ns[0]:
+def decode_tok_s(token_times_ns: Sequence[int], n_tokens: int | None = None) -> float:
+    """Decode tok/s = (N − 1) / (t_N − t_1). NaN when N < 2. N = one per arrival time, or
+    `n_tokens` when a stream's chunks carried several tokens (arrival times per chunk)."""
+    n = len(token_times_ns) if n_tokens is None else n_tokens
+    if len(token_times_ns) < 2 or n < 2 or token_times_ns[-1] == token_times_ns[0]:
         return float("nan")
     return (n - 1) / ((token_times_ns[-1] - token_times_ns[0]) * NS)
 

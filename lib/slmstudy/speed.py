@@ -344,12 +344,6 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
                 rec = _record(g, key=key, target=target, mode="http", concurrency=c, rep=rep,
                               idx=i, batch_t_send=t0, peak_rss=mem.sample() and mem.peak_bytes,
                               load_s=srv.ready_s)
-                rec["n_tokens"] = g.engine_timings.get("completion_tokens", g.n_tokens)
-                rec["length_ok"] = rec["n_tokens"] == params.output_tokens
-                t = g.token_times_ns
-                if len(t) >= 2 and rec["n_tokens"] != len(t) and t[-1] > t[0]:
-                    # a chunk carried several tokens: rate from the exact count, not the chunks
-                    rec["decode_tok_s"] = (rec["n_tokens"] - 1) / ((t[-1] - t[0]) * 1e-9)
                 results.append(rec)
             if progress:
                 progress.update(1)

@@ -61,10 +61,15 @@ class Generation:
     request_id: str = ""
     engine_timings: dict = field(default_factory=dict)
     tokenize_s: float | None = None
+    token_count: int | None = None  # exact count where the ids are unknown (a server's stream)
+
+    @property
+    def _counted(self) -> int | None:
+        return self.token_count if not self.output_ids else None
 
     @property
     def n_tokens(self) -> int:
-        return len(self.output_ids)
+        return len(self.output_ids) if self._counted is None else self._counted
 
     @property
     def length_ok(self) -> bool:
@@ -80,7 +85,7 @@ class Generation:
 
     @property
     def decode_tok_s(self) -> float:
-        return metrics.decode_tok_s(self.token_times_ns)
+        return metrics.decode_tok_s(self.token_times_ns, self._counted)
 
     def record(self, **extra) -> dict:
         """A flat JSON-able record with the derived metrics next to the raw timestamps."""

@@ -362,7 +362,7 @@ class OpenAIStreamClient:
             engine=self.engine, model=self.model, prompt_ids=list(prompt_ids), output_ids=ids,
             text="".join(pieces), t_send_ns=t_send, token_times_ns=chunks_t,
             finish_reason=finish or "?", forced_length=req.max_tokens if req.force_length else None,
-            request_id=req.request_id,
+            request_id=req.request_id, token_count=n,
             engine_timings={"usage": usage, "n_chunks": len(pieces), "completion_tokens": n,
                             "tokens_counted_by": counted_by},
         )
