@@ -25,7 +25,6 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -75,19 +74,7 @@ by_article
 # memory-bandwidth roofline). Grey claims need a measurement this study has not made yet.
 
 # %%
-colors = {C.CONSISTENT: "#55a868", C.INCONSISTENT: "#dd8452", C.IMPOSSIBLE: "#c44e52",
-          C.NOT_TESTABLE: "#b0b0b0"}
-per = by_article.drop(index="all")
-fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(per) + 1.6))
-left = np.zeros(len(per))
-for verdict in C.VERDICTS:
-    ax.barh(per.index, per[verdict], left=left, color=colors[verdict], label=verdict)
-    left += per[verdict].to_numpy()
-ax.invert_yaxis()
-ax.set_xlabel("claims")
-ax.set_ylabel("article")
-ax.legend(loc="lower right", fontsize=8)
-ax.set_title("Claims ledger: verdict per claim, by seed article")
+fig = ledger.verdicts_figure(by_article.drop(index="all"))
 plotting.save(fig, "00_claims_verdicts", caption="Verdict counts per seed article")
 plt.show()
 
@@ -110,3 +97,10 @@ summary_path = results.write_summary({
     "by_article": ledger.counts_by_article(claims, verdicts),
     "rows": rows, "arch": arch, "params": P.model_dump()})
 print(f"summary: {summary_path}")
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary just written (`ledger.findings`).
+
+# %%
+display(Markdown(ledger.findings(results.read_summary())))

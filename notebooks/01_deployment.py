@@ -28,9 +28,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from slmstudy import artifacts, deployment, plotting
+from slmstudy import deployment, plotting
 from slmstudy import webui as openwebui  # `webui` is the parameter
-from slmstudy.backends.servers import LlamaCppServer, VLLMServer
+from slmstudy.forms import GGUF
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
@@ -53,9 +53,6 @@ P = validate("01_deployment", dict(
 results = SectionResults(P.run_id, "01_deployment")
 write_provenance(P.run_id, provenance({"params_01_deployment": P.model_dump()}))
 plotting.setup_style()
-arts = artifacts.prepare()
-OPTIONS = {"transformers": {"dtype": "float32"}, "vllm": {"dtype": "float32", "max_model_len": 2048},
-           "llamacpp": {"n_ctx": 2048}, "ortgenai": {}}
 
 # %% [markdown]
 # ## What each engine loads, and its size on disk
@@ -63,12 +60,9 @@ OPTIONS = {"transformers": {"dtype": "float32"}, "vllm": {"dtype": "float32", "m
 # and an int4 ONNX folder (onnxruntime-genai builder). Hashes tie every number below to the bytes.
 
 # %%
-man = arts.manifests()
-form = {"transformers": "hf", "vllm": "hf", "llamacpp": "gguf", "ortgenai": "onnx"}
-sizes = pd.DataFrame([{"engine": e, "format": man[form[e]]["kind"],
-                       "size_MB": man[form[e]]["size_bytes"] / 1e6,
-                       "sha256": man[form[e]]["sha256"][:16] + "…"} for e in P.engines])
-sizes.round(1)
+sizes = pd.DataFrame(deployment.engine_artifacts(P.engines))
+sizes.assign(size_MB=sizes.size_bytes / 1e6, sha256=sizes.sha256.str[:16] + "…")[
+    ["engine", "format", "size_MB", "sha256"]].round(1)
 
 # %% [markdown]
 # ## Cold and warm load
@@ -77,29 +71,9 @@ sizes.round(1)
 # *Time to first answer* = process start → first answer token.
 
 # %%
-done = results.done_keys()
-for e in P.engines:
-    for rep in range(P.load_repetitions):
-        for kind in ("cold", "warm"):
-            key = f"load/{e}/{kind}/{rep}"
-            if key in done:
-                continue
-            if kind == "cold":
-                r = deployment.measure_load_fresh_process(
-                    e, arts.path_for(e), arts.hf, OPTIONS[e], drop_cache=P.drop_page_cache)
-            else:
-                r = deployment.measure_load_warm(e, arts.path_for(e), OPTIONS[e])
-            results.append({"key": key, "kind": kind, "rep": rep, **r,
-                            "size_bytes": man[form[e]]["size_bytes"]})
-            print(f"{key}: load {r['load_s']:.2f} s, peak RSS {r['peak_rss_bytes'] / 1e6:.0f} MB")
-
-# %%
-loads = pd.DataFrame([r for r in results.records() if r["key"].startswith("load/")])
-table = loads.groupby(["engine", "kind"]).agg(
-    load_s=("load_s", "median"), import_s=("import_s", "median"),
-    first_answer_s=("time_to_first_answer_s", "median"),
-    peak_rss_MB=("peak_rss_bytes", lambda x: x.max() / 1e6), size_MB=("size_bytes", lambda x: x.iloc[0] / 1e6),
-    n=("load_s", "size")).reset_index()
+load_records = deployment.run_loads(P.engines, P.load_repetitions, results,
+                                    drop_cache=P.drop_page_cache)
+table = deployment.load_table(load_records)
 table.round(2)
 
 # %% [markdown]
@@ -109,20 +83,7 @@ table.round(2)
 # Right: peak resident memory of the process tree during a cold load and one answer.
 
 # %%
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-for kind, marker in (("cold", "o"), ("warm", "s")):
-    t = table[table.kind == kind]
-    a1.scatter(t.size_MB, t.load_s, marker=marker, label=kind, s=60)
-    for _, r in t.iterrows():
-        a1.annotate(r.engine, (r.size_MB, r.load_s), fontsize=8, xytext=(4, 4),
-                    textcoords="offset points")
-a1.set_xlabel("size on disk (MB)")
-a1.set_ylabel("load time (s)")
-a1.set_yscale("log")
-a1.legend()
-c = table[table.kind == "cold"]
-a2.bar(c.engine, c.peak_rss_MB, color="#55a868")
-a2.set_ylabel("peak RSS, cold load + 1 answer (MB)")
+fig = deployment.load_figure(table)
 plotting.save(fig, "01_deployment_load_memory", caption="Size vs load time; memory per engine")
 plt.show()
 
@@ -132,23 +93,8 @@ plt.show()
 # The feature matrix records what the server did with the request, not what its docs say.
 
 # %%
-probes, startup = [], []
-for name in P.servers:
-    if name == "llamacpp":
-        srv = LlamaCppServer(arts.gguf, n_ctx=2048, log_dir=results.dir / "logs", model_name=P.model)
-        args = "python -m llama_cpp.server (defaults)"
-    else:
-        extra = (["--enable-auto-tool-choice", "--tool-call-parser", P.vllm_tool_parser]
-                 if P.vllm_tool_parser else [])
-        srv = VLLMServer(arts.hf, dtype="float32", max_model_len=2048, extra_args=extra,
-                         log_dir=results.dir / "logs", model_name=P.model)
-        args = "vllm serve " + " ".join(extra)
-    with srv:
-        startup.append({"server": srv.name, "ready_s": srv.ready_s, "args": args,
-                        "rss_MB": deployment.rss_of_tree(srv.proc.pid) / 1e6})
-        for p in deployment.probe_server(srv.base_url, P.model):
-            probes.append({"server": srv.name, "feature": p.feature, "ok": p.ok,
-                           "evidence": p.evidence, "request": p.request})
+startup, probes = deployment.probe_servers(P.servers, P.model, results.dir / "logs",
+                                           tool_parser=P.vllm_tool_parser)
 pd.DataFrame(startup).round(2)
 
 # %%
@@ -177,7 +123,7 @@ if P.webui:
     if prior:
         W = prior[-1]["stack"]
     else:
-        W = openwebui.measure_stack(arts.gguf, model_name=P.model, log_dir=results.dir / "logs",
+        W = openwebui.measure_stack(GGUF.embedded(), model_name=P.model, log_dir=results.dir / "logs",
                                 screenshot_dir=results.dir / "webui")
         results.append({"key": "webui/stack", "stack": W})
     display(pd.DataFrame([W["startup"]]).round(2))
@@ -232,6 +178,13 @@ summary = {"sizes": sizes.to_dict(orient="records"), "loads": table.to_dict(orie
            "servers": startup, "features": probes, "params": P.model_dump(),
            "webui": ({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
                      if P.webui else None),
-           "artifacts": {k: {"sha256": v["sha256"], "size_bytes": v["size_bytes"]}
-                         for k, v in man.items()}}
+           "artifacts": {r["form"]: {"sha256": r["sha256"], "size_bytes": r["size_bytes"]}
+                         for r in sizes.to_dict(orient="records")}}
 print(results.write_summary(summary))
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary just written (`deployment.findings`).
+
+# %%
+display(Markdown(deployment.findings(results.read_summary())))

@@ -76,7 +76,7 @@ print(f"results: {results.dir}")
 # reduction (bytes read per second) — and take the larger as the limit.
 
 # %%
-bw = speed.measure_bandwidth(P.bandwidth_bytes, device=P.device)
+bw = speed.cached_bandwidth(results.dir / "bandwidth.json", P)  # measured once per results folder
 print(f"bandwidth: copy {bw['copy_bandwidth_bytes_s'] / 1e9:.1f} GB/s, read "
       f"{bw['read_bandwidth_bytes_s'] / 1e9:.1f} GB/s → limit {bw['bandwidth_bytes_s'] / 1e9:.1f} GB/s "
       f"({bw['copy_bytes'] / 2**30:.2f} GiB buffers, {bw['threads']} threads)")
@@ -84,10 +84,7 @@ print(f"bandwidth: copy {bw['copy_bandwidth_bytes_s'] / 1e9:.1f} GB/s, read "
 # %%
 resolved = [speed.resolve_target(t) for t in tqdm(P.targets, desc="artifacts / replicas")]
 speed.check_targets_fit(resolved)
-pd.DataFrame([{"target": t.name, "weights GB": t.weights_bytes / 1e9,
-               "read per token GB": t.bytes_read_per_token / 1e9,
-               "roofline tok/s": bw["bandwidth_bytes_s"] / t.bytes_read_per_token}
-              for t in resolved]).round(3)
+pd.DataFrame(speed.target_table(resolved, bw["bandwidth_bytes_s"])).round(3)
 
 # %% [markdown]
 # ## In-process: each engine's own API
@@ -128,8 +125,8 @@ bar.close()
 # Medians over requests with bootstrap 95% CIs; ITL percentiles pooled over all token gaps.
 
 # %%
-records = results.records()
-rows = speed.summarize(records, bw["bandwidth_bytes_s"])
+S = speed.section_summary(results, P, bw).model_dump()  # the same summary as the headless run
+rows = S["rows"]
 summary = pd.DataFrame(rows)
 cols = ["target", "mode", "concurrency", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high",
         "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high", "itl_p50_s", "itl_p90_s",
@@ -167,13 +164,11 @@ plt.show()
 # a ratio near 1 says our clock measures the engine, not our harness.
 
 # %%
-agree = pd.DataFrame(speed.llamacpp_clock_agreement(records))
+agree = pd.DataFrame(S["llamacpp_clock_agreement"])
 if len(agree):
     agg = agree.groupby("target")[["ours_decode_tok_s", "engine_decode_tok_s", "ratio"]].median()
     display(agg.round(3))
-    worst = float((agree["ratio"] - 1).abs().max())
-    display(Markdown(f"Largest gap between our clock and llama.cpp's: **{worst:.1%}** "
-                     + ("(over 10%: see the note below)" if worst > 0.10 else "(within 10%)")))
+    display(Markdown(speed.agreement_finding(list(agree["ratio"] - 1), "llama.cpp's")))
 
 # %% [markdown]
 # ## Validation against vLLM's own benchmark client (`vllm bench serve`)
@@ -182,13 +177,11 @@ if len(agree):
 # client (or its clock) adds or hides time.
 
 # %%
-bench = speed.vllm_bench_results(results, rows)
+bench = S["vllm_bench_validation"]
 if bench:
     cmp = pd.DataFrame(bench)
     display(cmp.round(3))
-    worst = float(cmp["gap"].abs().max())
-    display(Markdown(f"Largest gap to `vllm bench serve`: **{worst:.1%}** "
-                     + ("— over 10%: see the discussion below" if worst > 0.10 else "— within 10%")))
+    display(Markdown(speed.agreement_finding(list(cmp["gap"]), "`vllm bench serve`")))
 
 # %% [markdown]
 # ## Committed snapshots from other machines (GPU), and the articles' GPU claims
@@ -201,29 +194,26 @@ if bench:
 # expected tokens/s, and the roofline (bytes ÷ bandwidth alone) as a hard upper bound.
 
 # %%
-from slmstudy import claims as claims_mod
-from slmstudy import profiling, scaling
+from slmstudy import profiling
 
-snapshot_scaling = {}
-for folder in scaling.snapshots():
-    snap = scaling.load_snapshot(folder)
-    gpu = (snap["provenance"].get("hardware", {}).get("gpus") or [{"name": "?"}])[0]["name"]
-    display(Markdown(f"### Snapshot `{snap['name']}` — {gpu}, "
-                     f"measured bandwidth {snap['bandwidth']['bandwidth_bytes_s'] / 1e9:.0f} GB/s"))
+for snap in speed.snapshot_views():
+    name, gpu = snap["name"], snap["device"]
+    display(Markdown(f"### Snapshot `{name}` — {gpu}, measured bandwidth "
+                     f"{snap['bandwidth_bytes_s'] / 1e9:.0f} GB/s"))
     snap_rows = pd.DataFrame(snap["rows"])
     display(snap_rows[snap_rows.concurrency == 1][
         ["target", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high", "decode_tok_s",
          "decode_tok_s_ci_low", "decode_tok_s_ci_high", "roofline_fraction"]].round(4))
-    fig = speed.roofline_figure(snap["rows"], snap["bandwidth"]["bandwidth_bytes_s"],
-                                f"{snap['name']} ({gpu}): decode vs roofline")
-    plotting.save(fig, f"02_speed_roofline_{snap['name']}", caption=f"{snap['name']} roofline")
+    fig = speed.roofline_figure(snap["rows"], snap["bandwidth_bytes_s"],
+                                f"{name} ({gpu}): decode vs roofline")
+    plotting.save(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
     plt.show()
     if snap_rows.concurrency.max() > 1:
-        fig = speed.concurrency_figure(snap["rows"], f"{snap['name']} ({gpu}): concurrency")
-        plotting.save(fig, f"02_speed_concurrency_{snap['name']}",
-                      caption=f"{snap['name']}: throughput vs concurrency")
+        fig = speed.concurrency_figure(snap["rows"], f"{name} ({gpu}): concurrency")
+        plotting.save(fig, f"02_speed_concurrency_{name}",
+                      caption=f"{name}: throughput vs concurrency")
         plt.show()
-    prof = profiling.load_profile(folder)
+    prof = snap["profile"]
     if prof:
         display(Markdown(
             "#### Where a decode step's time goes (kernel profile)\n"
@@ -236,13 +226,12 @@ for folder in scaling.snapshots():
             "(`slmstudy.profiling`); provenance in `profile/provenance.json`."))
         bd = pd.DataFrame(profiling.breakdown_rows(prof)).drop(columns="_bars")
         display(bd.round(3))
-        fig = profiling.breakdown_figure(prof, f"{snap['name']} ({gpu}): where a decode step goes")
-        plotting.save(fig, f"02_speed_breakdown_{snap['name']}",
-                      caption=f"{snap['name']}: decode step breakdown")
+        fig = profiling.breakdown_figure(prof, f"{name} ({gpu}): where a decode step goes")
+        plotting.save(fig, f"02_speed_breakdown_{name}",
+                      caption=f"{name}: decode step breakdown")
         plt.show()
         display(Markdown(profiling.findings(prof)))
-    scaled = scaling.scale_claims(snap, claims_mod.load_claims(), claims_mod.load_hardware())
-    snapshot_scaling[snap["name"]] = scaled
+    scaled = S["snapshot_claims"].get(name) or []
     if scaled:
         display(pd.DataFrame(scaled)[["claim", "hardware", "claimed_tok_s", "expected_tok_s",
                                       "roofline_tok_s", "verdict"]].round(1))
@@ -250,10 +239,12 @@ for folder in scaling.snapshots():
             display(Markdown(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"))
 
 # %%
-summary_path = results.write_summary({
-    "bandwidth": bw, "rows": rows,
-    "llamacpp_clock_agreement": agree.to_dict(orient="records") if len(agree) else [],
-    "vllm_bench_validation": bench,
-    "snapshot_claims": snapshot_scaling,
-    "params": P.model_dump()})
+summary_path = results.write_summary(S)
 print(f"summary: {summary_path}")
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary above (`speed.findings`).
+
+# %%
+display(Markdown(speed.findings(S)))

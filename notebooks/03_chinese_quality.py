@@ -162,3 +162,13 @@ summary_path = results.write_summary(runner.section_summary(
         "by_category": runner.summarize(zh_records, by=("target", "meta.category")),
         "data": data_used, "zh_tasks_sha256": chinese.load_zh_tasks()["sha256"]}))
 print(f"summary: {summary_path}  ({len(records)} samples)")
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary just written (`views.findings`): each target's accuracy with its
+# Wilson 95% interval, and whether the intervals separate the targets.
+
+# %%
+from IPython.display import Markdown
+
+display(Markdown(views.findings(results.read_summary(), chance={"cmmlu": 0.25, "ceval": 0.25})))

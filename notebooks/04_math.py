@@ -132,3 +132,13 @@ summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "math500_by_level": level_rows,
                                     "data": data_used}))
 print(f"summary: {summary_path}  ({len(records)} samples)")
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary just written (`views.findings`): each target's accuracy with its
+# Wilson 95% interval, and whether the intervals separate the targets.
+
+# %%
+from IPython.display import Markdown
+
+display(Markdown(views.findings(results.read_summary())))

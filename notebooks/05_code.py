@@ -143,3 +143,13 @@ summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "sandbox_layers": list(layers),
                                     "data": data_used}))
 print(f"summary: {summary_path}  ({len(records)} samples)")
+
+# %% [markdown]
+# ## Findings
+# Generated from the summary just written (`views.findings`): each target's accuracy with its
+# Wilson 95% interval, and whether the intervals separate the targets.
+
+# %%
+from IPython.display import Markdown
+
+display(Markdown(views.findings(results.read_summary())))

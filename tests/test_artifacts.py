@@ -1,9 +1,8 @@
-import json
 import os
 
 import pytest
 
-from slmstudy import artifacts
+from slmstudy import artifacts, gguf_meta
 from slmstudy.errors import CorruptModelError, ModelNotFoundError
 
 
@@ -41,17 +40,17 @@ def test_corrupt_and_missing_gguf_errors(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"\x00" * 1000)
     with pytest.raises(CorruptModelError, match="not a GGUF file"):
-        artifacts.check_gguf(bad)
+        gguf_meta.check_gguf(bad)
     trunc = tmp_path / "trunc.gguf"
     trunc.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 20)
     with pytest.raises(CorruptModelError, match="truncated or corrupt"):
-        artifacts.check_gguf(trunc)
+        gguf_meta.check_gguf(trunc)
     with pytest.raises(ModelNotFoundError, match="not found"):
-        artifacts.check_gguf(tmp_path / "missing.gguf")
+        gguf_meta.check_gguf(tmp_path / "missing.gguf")
 
 
 def test_gguf_architecture_matches_registry(arts):
     from slmstudy.models import get_model
 
-    assert artifacts.gguf_architecture(arts.gguf).param_count() == \
+    assert gguf_meta.architecture(arts.gguf).param_count() == \
         get_model("smollm2_135m").arch.param_count()

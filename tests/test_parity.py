@@ -2,7 +2,8 @@
 
 import pytest
 
-from slmstudy.backends.base import GenRequest, make_backend
+from slmstudy.backends.base import GenRequest
+from slmstudy.backends.registry import make_backend
 
 pytestmark = pytest.mark.slow
 

@@ -101,8 +101,9 @@ def test_interrupted_run_resumes_the_rest(target, items, tmp_path):
         f.write('{"key": "cut mid-wri')  # a line cut by a kill
     recs, _ = runner.run_tasks(target, [task], res, progress=False)
     assert [r["sample_id"] for r in recs] == [s.id for s in task.samples]
-    keys = [json.loads(line)["key"] for line in res.samples_path.read_text().splitlines()
-            if line.startswith('{"key": "cmmlu')]
+    lines = res.samples_path.read_text().splitlines()
+    assert '{"key": "cut mid-wri' in lines  # the cut line is kept, closed, and skipped
+    keys = [json.loads(line)["key"] for line in lines if line != '{"key": "cut mid-wri']
     assert len(keys) == len(set(keys)) == 2  # the first sample was not run twice
 
 
@@ -140,13 +141,42 @@ def test_transformers_loglik_matches_llamacpp_prompt(arts, items, tmp_path):
                                                                            task.samples[0])
 
 
-def test_unsupported_loglik_engine_is_refused(arts, tmp_path):
-    t = runner.resolve_target("smollm2_135m", "vllm")
-    task = Task("mc", [Sample("a", [{"role": "user", "content": "x"}], gold="A")], mode="loglik")
-    with pytest.raises(Exception, match="log-likelihood"):
-        Evaluator(t, SectionResults("r", "q", root=tmp_path)).run(task)
+def test_engine_without_logits_refuses_loglik():
+    from slmstudy.backends.base import Backend
+
+    class NoLogits(Backend):
+        name = "nologits"
+
+        def _load(self):
+            pass
+
+        def _stream(self, req):
+            yield from ()
+
+    b = NoLogits("/tmp")
+    b._loaded = True
+    assert not NoLogits.supports_loglik()
+    with pytest.raises(Exception, match="does not expose logits"):
+        b.loglikelihood([([1, 2], [3])])
 
 
 def test_real_model_elsewhere_needs_a_path():
     with pytest.raises(Exception, match="no local weights for model 'qwen25_7b'"):
         runner.resolve_target("qwen25_7b", "llamacpp")
+
+
+def test_quality_engine_options_are_typed_and_reach_the_engine(tmp_path):
+    """A target's `options` are validated against the engine's options model at params time (a
+    misspelt option names itself, the engine and what it accepts), and the valid ones override
+    the section's defaults."""
+    from slmstudy.errors import ParamsError
+    from slmstudy.params import validate
+
+    base = {"targets": [{"model": "smollm2_135m", "engine": "llamacpp",
+                         "options": {"n_batchh": 64}}]}
+    with pytest.raises(ParamsError, match=r"unknown option 'n_batchh'.*accepts: .*n_batch"):
+        validate("04_math", base)
+    p = validate("04_math", {"targets": [{"model": "smollm2_135m", "engine": "llamacpp",
+                                          "options": {"n_batch": 64}}], "n_ctx": 1024})
+    t = runner.target_from_spec(p.targets[0], p)
+    assert t.options.n_batch == 64 and t.options.n_ctx == 1024  # override + section default

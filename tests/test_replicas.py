@@ -3,7 +3,8 @@
 import pytest
 
 from slmstudy import replicas
-from slmstudy.backends.base import GenRequest, make_backend
+from slmstudy.backends.base import GenRequest
+from slmstudy.backends.registry import make_backend
 
 pytestmark = pytest.mark.slow
 PROMPT = list(range(100, 164))  # token ids: replicas have no tokenizer
@@ -19,7 +20,7 @@ def test_qwen05b_replica_param_count_in_transformers():
 
 
 def test_qwen05b_replica_in_llamacpp_f16_and_q4km():
-    from slmstudy.artifacts import gguf_architecture
+    from slmstudy.gguf_meta import architecture as gguf_architecture
 
     f16 = replicas.gguf_replica("qwen25_05b", "F16", progress=False)
     arch = gguf_architecture(f16)

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from slmstudy import cli, ledger, report
 from slmstudy import claims as C
+from slmstudy import cli, ledger, report
 from slmstudy.paths import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,7 +11,6 @@ import pytest
 from slmstudy.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
-ENGINES = {"transformers", "vllm", "llamacpp", "ortgenai"}
 
 
 MARK = "SLMSTUDY_TEST_MARK"
@@ -45,11 +44,34 @@ def smoke_run(tmp_path_factory, arts):
     return build / "runs" / "ci-smoke"
 
 
+def test_headless_path_writes_the_notebooks_summary(smoke_run, tmp_path):
+    """`python -m slmstudy.speed` on the notebook's records (nothing left to run) writes the
+    summary.json the notebook wrote, key for key."""
+    import shutil
+
+    folder = tmp_path / "ci-smoke" / "02_speed"
+    shutil.copytree(smoke_run / "02_speed", folder)
+    notebook_summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").unlink()
+    params_yaml = tmp_path / "02_speed.yaml"
+    import yaml
+
+    params_yaml.write_text(yaml.safe_dump(notebook_summary["params"]))
+    proc = subprocess.run([sys.executable, "-m", "slmstudy.speed", "--params", str(params_yaml),
+                           "--runs-root", str(tmp_path)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    headless = json.loads((folder / "summary.json").read_text())
+    assert headless == notebook_summary
+    assert len(headless["rows"]) > 0
+
+
 def test_speed_results(smoke_run):
     summary = json.loads((smoke_run / "02_speed" / "summary.json").read_text())
     records = [json.loads(l) for l in (smoke_run / "02_speed" / "samples.jsonl").open()]
     params = summary["params"]
-    assert {r["engine"] for r in summary["rows"]} == ENGINES
+    assert {r["engine"] for r in summary["rows"]} == {t["engine"] for t in params["targets"]}
+    assert summary["schema_version"] == 1 and all(r["schema_version"] == 1 for r in records)
     assert {r["mode"] for r in summary["rows"]} == {"inproc", "http"}
     for r in records:
         assert r["n_tokens"] == params["output_tokens"], r["key"]
@@ -74,7 +96,7 @@ def test_speed_results(smoke_run):
 def test_deployment_results(smoke_run):
     s = json.loads((smoke_run / "01_deployment" / "summary.json").read_text())
     loads = {(l["engine"], l["kind"]) for l in s["loads"]}
-    assert loads == {(e, k) for e in ENGINES for k in ("cold", "warm")}
+    assert loads == {(e, k) for e in s["params"]["engines"] for k in ("cold", "warm")}
     assert all(l["load_s"] > 0 and l["peak_rss_MB"] > 50 for l in s["loads"])
     feats = {(f["server"], f["feature"]): f for f in s["features"]}
     for server in ("llamacpp-server", "vllm-server"):

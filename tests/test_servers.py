@@ -4,7 +4,7 @@ import psutil
 import pytest
 
 from slmstudy.backends.base import GenRequest
-from slmstudy.backends.servers import LlamaCppServer, VLLMServer, free_port
+from slmstudy.backends.servers import LlamaCppServer, VLLMServer
 from slmstudy.errors import ServerError
 
 pytestmark = pytest.mark.slow

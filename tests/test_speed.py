@@ -25,8 +25,15 @@ BASE = dict(run_id="t", prompt_tokens=32, output_tokens=8, repetitions=1, warmup
     ({"concurrency": [0, 2]}, "concurrency levels must be ≥ 1"),
     ({"http_concurrency": [0]}, "concurrency levels must be ≥ 1"),
     ({"targets": [{"model": "smollm2_135m", "engine": "tensorrt"}]}, "unknown engine"),
-    ({"http_engines": ["ortgenai"]}, "HTTP servers exist for llamacpp and vllm only"),
+    ({"http_engines": ["ortgenai"]}, r"servers exist for \['vllm', 'llamacpp'\] only, not \['ortgenai'\]"),
     ({"repetitons": 3}, "unknown key 'repetitons'"),
+    # a misspelt engine option: refused at validation, naming the option, the engine and the
+    # options it accepts (nothing is loaded yet)
+    ({"targets": [{"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1",
+                   "options": {"n_ctxx": 512}}]},
+     r"engine 'llamacpp': unknown option 'n_ctxx'\. Options llamacpp accepts: .*n_ctx"),
+    ({"targets": [{"model": "smollm2_135m", "engine": "transformers",
+                   "options": {"dtype": "float8"}}]}, r"engine 'transformers': option 'dtype'"),
 ])
 def test_bad_parameters_are_refused_by_name(change, message):
     with pytest.raises(ParamsError, match=message):
@@ -123,7 +130,7 @@ def test_local_model_paths_resolve(arts, tmp_path):
         speed.preflight(bad)
     wrong = validate("02_speed", {**BASE, "targets": [
         {"model": str(arts.gguf), "engine": "transformers"}]})
-    with pytest.raises(Exception, match="only the llamacpp engine"):
+    with pytest.raises(Exception, match="is a GGUF file: transformers needs an HF model folder"):
         speed.resolve_target(wrong.targets[0])
 
 

@@ -23,8 +23,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CorruptModelError, ModelNotFoundError, StudyError
-from .models import EMBEDDED_KEY, Architecture, embedded_gguf_path
+from .errors import CorruptModelError, StudyError
+from .gguf_meta import check_gguf
+from .models import EMBEDDED_KEY, embedded_gguf_path
 from .paths import cache_dir
 from .provenance import package_versions, sha256_file
 
@@ -49,81 +50,6 @@ class ModelArtifacts:
                 out[name] = json.loads(m.read_text())
         return out
 
-    def path_for(self, engine: str) -> Path:
-        return {"transformers": self.hf, "vllm": self.hf, "llamacpp": self.gguf,
-                "ortgenai": self.onnx}[engine]
-
-
-# ---------------------------------------------------------------- GGUF inspection
-
-
-def check_gguf(path: str | os.PathLike) -> "object":
-    """Open a GGUF with gguf-py's reader; a clear error when it is missing or corrupt."""
-    p = Path(path)
-    if not p.is_file():
-        raise ModelNotFoundError(
-            f"GGUF file not found at {p}; check the path (models.<name>.path in params) or use "
-            "the embedded default model."
-        )
-    with open(p, "rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise CorruptModelError(
-            f"{p} is not a GGUF file (first bytes {magic!r}, expected b'GGUF'); the file is corrupt "
-            "or of another format. Re-download or re-export it (e.g. llama.cpp's "
-            "convert_hf_to_gguf.py)."
-        )
-    from gguf import GGUFReader
-
-    try:
-        return GGUFReader(str(p))
-    except Exception as e:  # gguf raises ValueError/IndexError/struct errors on truncation
-        raise CorruptModelError(
-            f"{p} starts like a GGUF but cannot be parsed ({type(e).__name__}: {e}); it is "
-            "truncated or corrupt. Re-download or re-export it."
-        ) from e
-
-
-def _field(reader, key: str, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    val = f.parts[f.data[0]]
-    if f.types and f.types[0].name == "STRING":
-        return bytes(val).decode("utf-8")
-    return val.tolist()[0] if hasattr(val, "tolist") else val
-
-
-_GGUF_TO_HF = {"llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"),
-               "phi3": ("phi3", "Phi3ForCausalLM"), "mistral": ("mistral", "MistralForCausalLM")}
-
-
-def gguf_architecture(path: str | os.PathLike) -> Architecture:
-    """Architecture from GGUF metadata (llama.cpp key names)."""
-    r = check_gguf(path)
-    arch = _field(r, "general.architecture")
-    if arch not in _GGUF_TO_HF:
-        raise StudyError(f"GGUF architecture {arch!r} is not supported here; supported: "
-                         f"{', '.join(_GGUF_TO_HF)}")
-    mt, hf_arch = _GGUF_TO_HF[arch]
-    tokens = r.fields.get("tokenizer.ggml.tokens")
-    vocab = _field(r, f"{arch}.vocab_size") or (len(tokens.data) if tokens else None)
-    heads = int(_field(r, f"{arch}.attention.head_count"))
-    return Architecture(
-        model_type=mt, hf_architecture=hf_arch,
-        hidden_size=int(_field(r, f"{arch}.embedding_length")),
-        intermediate_size=int(_field(r, f"{arch}.feed_forward_length")),
-        num_hidden_layers=int(_field(r, f"{arch}.block_count")),
-        num_attention_heads=heads,
-        num_key_value_heads=int(_field(r, f"{arch}.attention.head_count_kv", heads)),
-        vocab_size=int(vocab),
-        max_position_embeddings=int(_field(r, f"{arch}.context_length")),
-        rope_theta=float(_field(r, f"{arch}.rope.freq_base", 10000.0)),
-        rms_norm_eps=float(_field(r, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
-        tie_word_embeddings=not any(t.name == "output.weight" for t in r.tensors),
-        attention_bias=any(t.name.endswith("attn_q.bias") for t in r.tensors),
-    )
-
 
 # ---------------------------------------------------------------- build helpers
 
@@ -146,18 +72,18 @@ def dir_sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(target: Path):
+def locked(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
-def _is_complete(folder: Path) -> bool:
+def is_complete(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def _write_manifest(folder: Path, kind: str, source: Path | None, source_sha: str | None,
+def write_manifest(folder: Path, kind: str, source: Path | None, source_sha: str | None,
                     sha: str, tools: dict) -> dict:
     manifest = {
         "kind": kind,
@@ -172,11 +98,11 @@ def _write_manifest(folder: Path, kind: str, source: Path | None, source_sha: st
     return manifest
 
 
-def _build_atomically(final: Path, build_fn) -> None:
+def build_atomically(final: Path, build_fn) -> None:
     """Run build_fn(tmp_dir) then rename tmp_dir → final. Stale temp dirs are removed first."""
     for stale in final.parent.glob(f"{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    if final.exists() and not _is_complete(final):
+    if final.exists() and not is_complete(final):
         shutil.rmtree(final)  # half-written by a run that died before the rename existed
     tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True)
@@ -194,8 +120,8 @@ def _build_atomically(final: Path, build_fn) -> None:
 def build_gguf(src: Path, folder: Path) -> Path:
     """Copy the source GGUF into the cache with a manifest (source hash checked after copy)."""
     target = folder / "model.gguf"
-    with _locked(folder):
-        if _is_complete(folder):
+    with locked(folder):
+        if is_complete(folder):
             return target
         check_gguf(src)
         src_sha = sha256_file(src)
@@ -205,16 +131,16 @@ def build_gguf(src: Path, folder: Path) -> Path:
             sha = sha256_file(tmp / "model.gguf")
             if sha != src_sha:
                 raise CorruptModelError(f"copy of {src} changed while copying; retry")
-            _write_manifest(tmp, "gguf", src, src_sha, sha, package_versions(("gguf",)))
+            write_manifest(tmp, "gguf", src, src_sha, sha, package_versions(("gguf",)))
 
-        _build_atomically(folder, build)
+        build_atomically(folder, build)
     return target
 
 
 def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
     """Dequantize a GGUF into an HF safetensors folder with transformers' GGUF loader."""
-    with _locked(folder):
-        if _is_complete(folder):
+    with locked(folder):
+        if is_complete(folder):
             return folder
 
         def build(tmp: Path):
@@ -237,19 +163,19 @@ def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
                 for k in ("temperature", "top_p", "top_k", "do_sample"):
                     cfg.pop(k, None)
                 gen_cfg.write_text(json.dumps(cfg, indent=2))
-            _write_manifest(tmp, "hf-safetensors", gguf_file, sha256_file(gguf_file),
+            write_manifest(tmp, "hf-safetensors", gguf_file, sha256_file(gguf_file),
                             dir_sha256(tmp),
                             {**package_versions(("transformers", "torch", "gguf")), "dtype": dtype})
 
-        _build_atomically(folder, build)
+        build_atomically(folder, build)
     return folder
 
 
 def build_onnx(hf_folder: Path, folder: Path, precision: str = "int4",
                execution_provider: str = "cpu", log=None) -> Path:
     """Run onnxruntime-genai's model builder on an HF folder (int4 for CPU by default)."""
-    with _locked(folder):
-        if _is_complete(folder):
+    with locked(folder):
+        if is_complete(folder):
             return folder
 
         def build(tmp: Path):
@@ -267,11 +193,11 @@ def build_onnx(hf_folder: Path, folder: Path, precision: str = "int4",
                     f"{hf_folder}; last output:\n{(proc.stdout + proc.stderr)[-2000:]}")
             src_manifest = json.loads((hf_folder / MANIFEST).read_text()) \
                 if (hf_folder / MANIFEST).is_file() else {}
-            _write_manifest(tmp, f"onnx-{precision}-{execution_provider}", hf_folder,
+            write_manifest(tmp, f"onnx-{precision}-{execution_provider}", hf_folder,
                             src_manifest.get("sha256"), dir_sha256(tmp),
                             package_versions(("onnxruntime-genai", "onnxruntime", "onnx")))
 
-        _build_atomically(folder, build)
+        build_atomically(folder, build)
     return folder
 
 

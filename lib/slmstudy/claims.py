@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from slmstudy.backends import registry
 from slmstudy.paths import PROJECT_DATA_DIR
 
 CLAIMS_PATH = PROJECT_DATA_DIR / "claims.yaml"
@@ -73,7 +74,6 @@ METRICS = tuple(METRIC_UNITS)
 SCORE_METRICS = ("benchmark_score", "rubric_score")
 MEMORY_METRICS = ("vram_gb", "min_vram_gb", "min_ram_gb", "min_disk_gb")
 
-ENGINES = ("vllm", "llamacpp", "ortgenai", "transformers")
 
 Relation = Literal["=", "~", ">", ">=", "<", "<="]
 
@@ -158,7 +158,7 @@ class Claim(BaseModel):
     unit: str  # must equal METRIC_UNITS[metric]
     precision: str | None  # one of PRECISIONS, or null when the article does not say
     hardware: str | None  # key into hardware.yaml, or null
-    engine: str | None  # one of ENGINES, or null
+    engine: str | None  # a registered engine (backends.registry), or null
     benchmark: str | None  # benchmark name for score metrics, else null
     relation: Relation = "~"  # how the article bounds the value (">100" -> ">")
     value_high: float | None = None  # upper end of a stated range ("2-4x")
@@ -192,8 +192,9 @@ class Claim(BaseModel):
             )
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)} (or null)")
-        if self.engine is not None and self.engine not in ENGINES:
-            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)} (or null)")
+        if self.engine is not None and self.engine not in registry.names():
+            raise ValueError(f"engine {self.engine!r} is not one of "
+                             f"{', '.join(registry.names())} (or null)")
         if (self.metric in SCORE_METRICS) != (self.benchmark is not None):
             raise ValueError("benchmark must be set for score metrics and only for them")
         if self.value_high is not None and self.value_high < self.value:
@@ -289,7 +290,8 @@ def parse_claim(entry: Any, *, where: str) -> Claim:
         )
     missing = [k for k in REQUIRED_CLAIM_KEYS if k not in entry]
     if missing:
-        raise LedgerError(f"{label}: missing key {missing[0]!r}; every claim lists {', '.join(REQUIRED_CLAIM_KEYS)} (null where none)")
+        raise LedgerError(f"{label}: missing key {missing[0]!r}; every claim lists "
+                          f"{', '.join(REQUIRED_CLAIM_KEYS)} (null where none)")
     try:
         return Claim.model_validate(entry)
     except ValidationError as exc:
@@ -324,7 +326,8 @@ def load_claims(
             raise LedgerError(f"{path}: claim {c.id!r}: unknown model {c.model!r}; known: {', '.join(sorted(models))}")
         if hardware is not None and c.hardware is not None and c.hardware not in hardware:
             raise LedgerError(
-                f"{path}: claim {c.id!r}: unknown hardware {c.hardware!r}; add it to hardware.yaml or use one of {', '.join(sorted(hardware))}"
+                f"{path}: claim {c.id!r}: unknown hardware {c.hardware!r}; add it to hardware.yaml "
+                f"or use one of {', '.join(sorted(hardware))}"
             )
         for metric, ref in (c.derived_from or {}).items():
             if ref not in ids:
@@ -547,7 +550,8 @@ def judge_weights_size(claim: Claim, arch, hardware, ledger) -> Verdict:
     )
     if abs(diff) <= SIZE_REL_TOL:
         return Verdict(CONSISTENT, evidence, "arithmetic")
-    return Verdict(INCONSISTENT, evidence + f"; the claimed size fits {closest} ({closest_bytes / 1e9:.2f} GB) instead", "arithmetic")
+    return Verdict(INCONSISTENT, evidence + f"; the claimed size fits {closest} "
+                   f"({closest_bytes / 1e9:.2f} GB) instead", "arithmetic")
 
 
 def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
@@ -666,15 +670,18 @@ def judge_context(claim: Claim, arch, hardware, ledger) -> Verdict:
     spec = arch_spec(arch, claim.model)
     tokens = claim.value
     native = abs(relative_difference(tokens, spec.context)) <= CONTEXT_REL_TOL
-    extended = spec.context_extended is not None and abs(relative_difference(tokens, spec.context_extended)) <= CONTEXT_REL_TOL
+    extended = (spec.context_extended is not None
+                and abs(relative_difference(tokens, spec.context_extended)) <= CONTEXT_REL_TOL)
     config_text = f"config: {spec.context:,} tokens" + (
-        f" ({spec.context_extended:,} with the vendor's RoPE scaling, e.g. YaRN, which the shipped config does not enable)"
+        f" ({spec.context_extended:,} with the vendor's RoPE scaling, e.g. YaRN, which the shipped "
+        "config does not enable)"
         if spec.context_extended
         else ""
     )
     if not (native or extended):
         return Verdict(INCONSISTENT, f"{config_text}; claimed {format_claimed(claim)} matches neither", "config")
-    evidence = f"{config_text}; claimed {format_claimed(claim)} matches" + (" the extended length" if extended and not native else "")
+    evidence = (f"{config_text}; claimed {format_claimed(claim)} matches"
+                + (" the extended length" if extended and not native else ""))
     if claim.hardware and claim.precision and claim.hardware in hardware:
         hw = hardware[claim.hardware]
         kv = kv_cache_bytes(spec, int(tokens))
@@ -746,13 +753,16 @@ def judge_datasheet(claim: Claim, arch, hardware, ledger) -> Verdict:
         if hw.cores is None:
             return Verdict(NOT_TESTABLE, f"no core count for {hw.name}", "none")
         ok = int(claim.value) == hw.cores
-        return Verdict(CONSISTENT if ok else INCONSISTENT, f"datasheet: {hw.name} has {hw.cores} cores; claimed {format_claimed(claim)}", "datasheet")
+        return Verdict(CONSISTENT if ok else INCONSISTENT,
+                       f"datasheet: {hw.name} has {hw.cores} cores; claimed {format_claimed(claim)}",
+                       "datasheet")
     if hw.memory_gb is None:
         return Verdict(NOT_TESTABLE, f"no memory size for {hw.name}", "none")
     diff = relative_difference(claim.value, hw.memory_gb)
     return Verdict(
         CONSISTENT if abs(diff) <= DATASHEET_REL_TOL else INCONSISTENT,
-        f"datasheet: {hw.name} {hw.memory_gb:g} GB; claimed {format_claimed(claim)} ({format_pct(diff)}, tolerance ±{DATASHEET_REL_TOL:.0%})",
+        f"datasheet: {hw.name} {hw.memory_gb:g} GB; claimed {format_claimed(claim)} "
+        f"({format_pct(diff)}, tolerance ±{DATASHEET_REL_TOL:.0%})",
         "datasheet",
     )
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from .backends import registry
+from .backends.base import RunContext
 from .errors import StudyError
 
 CHAT = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -40,17 +42,18 @@ def drop_page_cache() -> bool:
 def _child(engine: str, path: str, tokenizer_dir: str, options: dict) -> dict:
     """Runs inside the fresh process: import, load, first answer, peak RSS."""
     t_start = time.perf_counter()
-    from .backends.base import GenRequest, get_backend_class, render_chat
+    from .backends import registry
+    from .backends.base import GenRequest
+    from .chat import render_chat
     from .resources import PeakRSS
 
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        cls = get_backend_class(engine)
-        __import__({"transformers": "transformers", "vllm": "vllm", "llamacpp": "llama_cpp",
-                    "ortgenai": "onnxruntime_genai"}[engine])
+        spec = registry.get(engine)
+        __import__(spec.package)
         import_s = time.perf_counter() - t0
         ids = render_chat(tokenizer_dir, CHAT)
-        b = cls(path, **options)
+        b = spec.make(path, options=options)
         load_s = b.load()
         g = b.generate_one(GenRequest(prompt_ids=ids, max_tokens=32))
         first_answer_s = (g.token_times_ns[0] * 1e-9) - t_start if g.token_times_ns else None
@@ -81,14 +84,124 @@ def measure_load_fresh_process(engine: str, path: Path, tokenizer_dir: Path, opt
 
 def measure_load_warm(engine: str, path: Path, options: dict) -> dict:
     """Warm load: the same process loads the model again (imports done, files in page cache)."""
-    from .backends.base import make_backend
+    from .backends import registry
     from .resources import PeakRSS
 
     with PeakRSS() as mem:
-        b = make_backend(engine, path, **options)
+        b = registry.make_backend(engine, path, options=options)
         load_s = b.load()
         b.close()
     return {"engine": engine, "load_s": load_s, "peak_rss_bytes": mem.peak_bytes}
+
+
+# ---------------------------------------------------------------- the section's loops
+
+# what the deployment section asks of every engine (the article's chat, a 2048-token context)
+LOAD_CONTEXT = RunContext(n_ctx=2048, dtype="float32")
+
+
+def _manifest(path: Path) -> dict:
+    folder = path if path.is_dir() else path.parent
+    m = folder / "artifact.json"
+    return json.loads(m.read_text()) if m.is_file() else {}
+
+
+def engine_artifacts(engines: list[str]) -> list[dict]:
+    """What each engine loads of the embedded model: its form, size on disk and sha256
+    (derived into the cache on first use)."""
+    rows = []
+    for e in engines:
+        spec = registry.get(e)
+        path = spec.form.embedded()
+        man = _manifest(path)
+        rows.append({"engine": e, "form": spec.form.name, "format": man.get("kind"),
+                     "path": str(path), "size_bytes": man.get("size_bytes"),
+                     "sha256": man.get("sha256")})
+    return rows
+
+
+def run_loads(engines: list[str], repetitions: int, results, *, drop_cache: bool,
+              log=print) -> list[dict]:
+    """Cold (fresh process) and warm (this process) loads of each engine, `repetitions` each;
+    one record per load, appended as it completes (a rerun resumes). Returns every load record."""
+    from .artifacts import prepare
+
+    tok_dir = prepare(formats=("hf",), progress=False).hf
+    arts = {r["engine"]: r for r in engine_artifacts(engines)}
+    done = results.done_keys()
+    for e in engines:
+        opts = registry.get(e).options_for(LOAD_CONTEXT).model_dump(exclude_defaults=True)
+        path = Path(arts[e]["path"])
+        for rep in range(repetitions):
+            for kind in ("cold", "warm"):
+                key = f"load/{e}/{kind}/{rep}"
+                if key in done:
+                    continue
+                if kind == "cold":
+                    r = measure_load_fresh_process(e, path, tok_dir, opts, drop_cache=drop_cache)
+                else:
+                    r = measure_load_warm(e, path, opts)
+                results.append({"key": key, "kind": kind, "rep": rep, **r,
+                                "size_bytes": arts[e]["size_bytes"]})
+                log(f"{key}: load {r['load_s']:.2f} s, peak RSS "
+                    f"{r['peak_rss_bytes'] / 1e6:.0f} MB")
+    return [r for r in results.records() if r.get("key", "").startswith("load/")]
+
+
+def load_table(records: list[dict]):
+    """Medians per engine × cold/warm: load, import, time to first answer; peak RSS; size."""
+    import pandas as pd
+
+    loads = pd.DataFrame(records)
+    return loads.groupby(["engine", "kind"]).agg(
+        load_s=("load_s", "median"), import_s=("import_s", "median"),
+        first_answer_s=("time_to_first_answer_s", "median"),
+        peak_rss_MB=("peak_rss_bytes", lambda x: x.max() / 1e6),
+        size_MB=("size_bytes", lambda x: x.iloc[0] / 1e6),
+        n=("load_s", "size")).reset_index()
+
+
+def load_figure(table):
+    """Left: size on disk vs load time per engine (cold and warm); right: peak RSS of a cold
+    load + one answer."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for kind, marker in (("cold", "o"), ("warm", "s")):
+        t = table[table.kind == kind]
+        a1.scatter(t.size_MB, t.load_s, marker=marker, label=kind, s=60)
+        for _, r in t.iterrows():
+            a1.annotate(r.engine, (r.size_MB, r.load_s), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+    a1.set_xlabel("size on disk (MB)")
+    a1.set_ylabel("load time (s)")
+    a1.set_yscale("log")
+    a1.legend()
+    c = table[table.kind == "cold"]
+    a2.bar(c.engine, c.peak_rss_MB, color="#55a868")
+    a2.set_ylabel("peak RSS, cold load + 1 answer (MB)")
+    return fig
+
+
+def probe_servers(servers: list[str], model: str, log_dir: Path, *,
+                  tool_parser: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Start each engine's OpenAI-compatible server on the embedded model, probe its features
+    with real requests, tear it down. Returns (start-up rows, probe rows)."""
+    import shlex
+
+    probes, startup = [], []
+    for name in servers:
+        spec = registry.get(name)
+        srv = spec.serve(spec.form.embedded(), LOAD_CONTEXT, log_dir=log_dir, model_name=model,
+                         tool_parser=tool_parser)
+        with srv:
+            startup.append({"server": srv.name, "ready_s": srv.ready_s,
+                            "args": shlex.join(srv.command()[1:]),
+                            "rss_MB": rss_of_tree(srv.proc.pid) / 1e6})
+            for p in probe_server(srv.base_url, model):
+                probes.append({"server": srv.name, "feature": p.feature, "ok": p.ok,
+                               "evidence": p.evidence, "request": p.request})
+    return startup, probes
 
 
 # ---------------------------------------------------------------- server feature probes
@@ -222,3 +335,28 @@ def _main(argv=None):
 
 if __name__ == "__main__":
     _main()
+
+
+def findings(summary: dict) -> str:
+    """The deployment section's findings, generated from its summary.json."""
+    out = []
+    cold = [r for r in summary.get("loads") or [] if r["kind"] == "cold"]
+    if cold:
+        fast = min(cold, key=lambda r: r["load_s"])
+        slow = max(cold, key=lambda r: r["load_s"])
+        light = min(cold, key=lambda r: r["peak_rss_MB"])
+        out.append(f"- Cold load (fresh process): fastest {fast['engine']} {fast['load_s']:.2f} s, "
+                   f"slowest {slow['engine']} {slow['load_s']:.2f} s; least memory "
+                   f"{light['engine']} ({light['peak_rss_MB']:.0f} MB peak RSS with one answer)")
+    feats: dict[str, dict[str, bool]] = {}
+    for p in summary.get("features") or []:
+        feats.setdefault(p["feature"], {})[p["server"]] = p["ok"]
+    for feature, by_server in sorted(feats.items()):
+        yes = [s for s, ok in by_server.items() if ok]
+        no = [s for s, ok in by_server.items() if not ok]
+        if no:
+            out.append(f"- {feature}: works on {', '.join(yes) or 'no server'}; fails on "
+                       f"{', '.join(no)} (request and response in the table above)")
+    if feats and all(all(v.values()) for v in feats.values()):
+        out.append("- Every probed feature works on every server")
+    return "\n".join(out) or "- nothing measured yet"

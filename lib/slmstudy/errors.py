@@ -27,3 +27,7 @@ class ParamsError(StudyError):
 
 class ServerError(StudyError):
     pass
+
+
+class EngineOptionError(StudyError):
+    """An engine option that the engine does not have, or a value it does not take."""

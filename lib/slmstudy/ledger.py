@@ -66,3 +66,43 @@ def measurements_from_run(run_dir) -> dict[C.MeasurementKey, float]:
     hardware can be matched to a hardware key (e.g. an H100 snapshot).
     """
     return {}
+
+
+VERDICT_COLORS = {C.CONSISTENT: "#55a868", C.INCONSISTENT: "#dd8452", C.IMPOSSIBLE: "#c44e52",
+                  C.NOT_TESTABLE: "#b0b0b0"}
+
+
+def verdicts_figure(per_article):
+    """Stacked bars: verdict counts per seed article (a DataFrame, articles × verdicts)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(per_article) + 1.6))
+    left = np.zeros(len(per_article))
+    for verdict in C.VERDICTS:
+        ax.barh(per_article.index, per_article[verdict], left=left, color=VERDICT_COLORS[verdict],
+                label=verdict)
+        left += per_article[verdict].to_numpy()
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.set_ylabel("article")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Claims ledger: verdict per claim, by seed article")
+    return fig
+
+
+def findings(summary: dict) -> str:
+    """The ledger's findings, generated from its summary.json."""
+    counts = summary["verdict_counts"]
+    out = [f"- {summary['n_claims']} claims: " + ", ".join(f"{counts.get(v, 0)} {v}"
+                                                          for v in C.VERDICTS)]
+    impossible = [r for r in summary["rows"] if r["verdict"] == C.IMPOSSIBLE]
+    for r in impossible:
+        out.append(f"- **physically impossible** — {r['id']} (article {r['article']}): "
+                   f"{r['quote'][:80]} → {r['evidence'][:160]}")
+    worst = max(summary["by_article"].items(),
+                key=lambda kv: kv[1].get(C.IMPOSSIBLE, 0) + kv[1].get(C.INCONSISTENT, 0))
+    out.append(f"- Most contradicted article: {worst[0]} "
+               f"({worst[1].get(C.IMPOSSIBLE, 0)} impossible, "
+               f"{worst[1].get(C.INCONSISTENT, 0)} inconsistent)")
+    return "\n".join(out)

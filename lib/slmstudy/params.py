@@ -9,8 +9,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .backends.base import ENGINES
-from .errors import ParamsError
+from .backends import registry
+from .errors import ParamsError, StudyError
 from .paths import PARAMS_DIR
 
 
@@ -19,10 +19,28 @@ class _Strict(BaseModel):
 
 
 def _engines_ok(v: list[str]) -> list[str]:
-    bad = [e for e in v if e not in ENGINES]
+    bad = [e for e in v if e not in registry.names()]
     if bad:
-        raise ValueError(f"unknown engine(s) {bad}; choose from {list(ENGINES)}")
+        raise ValueError(f"unknown engine(s) {bad}; choose from {list(registry.names())}")
     return v
+
+
+def _servers_ok(v: list[str]) -> list[str]:
+    _engines_ok(v)
+    bad = [e for e in v if e not in registry.with_server()]
+    if bad:
+        raise ValueError(f"OpenAI-compatible servers exist for {list(registry.with_server())} "
+                         f"only, not {bad}")
+    return v
+
+
+def _options_ok(engine: str, options: dict) -> None:
+    """An engine's options from params, checked against its typed options model now, before
+    anything loads (the error names the option, the engine and what it accepts)."""
+    try:
+        registry.get(engine).check_options(options)
+    except StudyError as e:
+        raise ValueError(str(e)) from None
 
 
 class SpeedTarget(_Strict):
@@ -37,6 +55,8 @@ class SpeedTarget(_Strict):
     compile: bool = False  # transformers: static KV cache + torch.compile (the documented fast path)
     concurrency: list[int] | None = None  # this target's in-process levels (default: the section's)
     label: str | None = None
+    options: dict = Field(default_factory=dict,
+                          description="engine options by name, over the run's defaults")
 
     @field_validator("concurrency")
     @classmethod
@@ -51,11 +71,16 @@ class SpeedTarget(_Strict):
         _engines_ok([v])
         return v
 
+    @model_validator(mode="after")
+    def _options(self):
+        _options_ok(self.engine, self.options)
+        return self
+
     def name(self) -> str:
         if self.label:
             return self.label
         kind = "replica" if self.replica else "real"
-        fmt = self.format if self.engine in ("llamacpp", "ortgenai") else self.dtype
+        fmt = getattr(self, registry.get(self.engine).form.precision_field)
         if self.compile:
             fmt += "+compile"
         return f"{self.model}/{self.engine}/{fmt}/{kind}"
@@ -69,7 +94,7 @@ class SpeedParams(_Strict):
     repetitions: int = Field(3, ge=1)
     warmup: int = Field(1, ge=0)
     concurrency: list[int] = [1, 2, 4, 8]
-    http_engines: list[str] = ["llamacpp", "vllm"]
+    http_engines: list[str] = Field(default_factory=lambda: list(registry.with_server()))
     http_concurrency: list[int] = [1, 4]
     bandwidth_bytes: int = Field(2 * 2**30, gt=0, description="size of the bandwidth test copy")
     threads: int | None = None
@@ -86,18 +111,14 @@ class SpeedParams(_Strict):
     @field_validator("http_engines")
     @classmethod
     def _http(cls, v):
-        _engines_ok(v)
-        bad = [e for e in v if e not in ("llamacpp", "vllm")]
-        if bad:
-            raise ValueError(f"HTTP servers exist for llamacpp and vllm only, not {bad}")
-        return v
+        return _servers_ok(v)
 
 
 class DeploymentParams(_Strict):
     run_id: str = "default"
     model: str = "smollm2_135m"
-    engines: list[str] = list(ENGINES)
-    servers: list[str] = ["llamacpp", "vllm"]
+    engines: list[str] = Field(default_factory=lambda: list(registry.names()))
+    servers: list[str] = Field(default_factory=lambda: list(registry.with_server()))
     load_repetitions: int = Field(2, ge=1)
     drop_page_cache: bool = True
     vllm_tool_parser: str | None = "hermes"
@@ -111,13 +132,15 @@ class DeploymentParams(_Strict):
     @field_validator("servers")
     @classmethod
     def _servers(cls, v):
-        bad = [e for e in v if e not in ("llamacpp", "vllm")]
-        if bad:
-            raise ValueError(f"servers exist for llamacpp and vllm only, not {bad}")
-        return v
+        return _servers_ok(v)
 
 
-from .params_claims import ClaimsParams  # noqa: E402
+class ClaimsParams(_Strict):
+    """Parameters of notebooks/00_claims (the claims ledger)."""
+
+    run_id: str = Field("default", min_length=1,
+                        description="results go to build/runs/<run_id>/00_claims/")
+
 
 PARAM_MODELS = {"00_claims": ClaimsParams, "01_deployment": DeploymentParams,
                 "02_speed": SpeedParams}
@@ -173,6 +196,8 @@ class QualityTarget(_Strict):
     label: str | None = None
     generate: bool = Field(True, description="score free generations")
     loglik: bool = Field(False, description="03 only: multiple choice by log-likelihood")
+    options: dict = Field(default_factory=dict,
+                          description="engine options by name, over the section's defaults")
 
     @field_validator("engine")
     @classmethod
@@ -184,9 +209,10 @@ class QualityTarget(_Strict):
     def _modes(self):
         if not (self.generate or self.loglik):
             raise ValueError(f"target {self.model}/{self.engine}: enable generate or loglik")
-        if self.loglik and self.engine not in ("transformers", "llamacpp"):
-            raise ValueError(f"loglik needs the engine's logits, read here from transformers "
-                             f"and llamacpp only, not {self.engine}")
+        if self.loglik and not registry.get(self.engine).capabilities.loglik:
+            raise ValueError(f"loglik needs log-probabilities from the engine; engines with them: "
+                             f"{list(registry.with_capability('loglik'))}, not {self.engine}")
+        _options_ok(self.engine, self.options)
         return self
 
     def name(self) -> str:

@@ -19,7 +19,6 @@ machine: scripts/gpu/h100_profile.sh.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -136,21 +135,20 @@ def profile_target(spec, params, *, n_decode: int = 64, bandwidth_bytes_s: float
 
     import torch
 
-    from .backends.base import GenRequest, make_backend
+    from .backends import registry
+    from .backends.base import GenRequest
     from .speed import engine_options, resolve_target, salted, synthetic_prompt
 
     if not torch.cuda.is_available():
         raise StudyError("profiling needs a CUDA GPU (torch.cuda.is_available() is False); run it "
                          "on the GPU machine: scripts/gpu/h100_profile.sh")
-    if spec.engine == "vllm":
-        # keep vLLM's engine core in this process, where the profiler sees its kernels
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     target = resolve_target(spec)
-    opts = engine_options(target, params)
+    # every engine thread in this process, where the profiler sees its kernels (vLLM's core)
+    opts = engine_options(target, params, same_process=True)
     prompt = synthetic_prompt(params.prompt_tokens, target)
     n = n_decode + 1
     work_dir.mkdir(parents=True, exist_ok=True)
-    backend = make_backend(spec.engine, target.path, **opts)
+    backend = registry.make_backend(spec.engine, target.path, options=opts, **target.backend_kw)
     t0 = time.perf_counter()
     backend.load()
     try:
@@ -215,8 +213,8 @@ def _main(argv=None) -> None:
         if spec.name() in done:
             print(f"{spec.name()}: already profiled")
             continue
-        r = profile_target(spec, p, n_decode=a.n_decode or p.output_tokens - 1, bandwidth_bytes_s=bw["bandwidth_bytes_s"],
-                           work_dir=out.parent / "traces")
+        r = profile_target(spec, p, n_decode=a.n_decode or p.output_tokens - 1,
+                           bandwidth_bytes_s=bw["bandwidth_bytes_s"], work_dir=out.parent / "traces")
         with out.open("a") as f:
             f.write(json.dumps(r) + "\n")
         cats = ", ".join(f"{k} {v:.2f}" for k, v in r["category_ms_per_token"].items())

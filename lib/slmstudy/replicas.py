@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import MANIFEST, _build_atomically, _is_complete, _locked, _write_manifest, build_onnx
+from .architecture import Architecture
+from .artifacts import MANIFEST, build_atomically, build_onnx, is_complete, locked, write_manifest
 from .errors import StudyError
-from .models import Architecture, get_model
+from .models import get_model
 from .paths import cache_dir
 from .provenance import package_versions, sha256_file
 
@@ -43,13 +44,13 @@ def hf_config_dir(key: str) -> Path:
     """A folder holding only the architecture's config.json (for from_config / dummy loading)."""
     arch = get_model(key).arch
     folder = replica_root(key) / "config"
-    with _locked(folder):
-        if not _is_complete(folder):
+    with locked(folder):
+        if not is_complete(folder):
             def build(tmp: Path):
                 (tmp / "config.json").write_text(json.dumps(arch.to_hf_config(), indent=2))
-                _write_manifest(tmp, "replica-config", None, None,
+                write_manifest(tmp, "replica-config", None, None,
                                 sha256_file(tmp / "config.json"), {"replica": True})
-            _build_atomically(folder, build)
+            build_atomically(folder, build)
     return folder
 
 
@@ -157,13 +158,13 @@ def gguf_replica(key: str, fmt: str = "F16", seed: int = 0, progress: bool = Tru
     if fmt not in GGUF_FLOAT_TYPES and fmt not in GGUF_QUANT_TYPES:
         raise StudyError(f"unknown GGUF format {fmt!r}; choose from "
                          f"{', '.join(GGUF_FLOAT_TYPES + tuple(GGUF_QUANT_TYPES))}")
-    with _locked(folder):
-        if _is_complete(folder):
+    with locked(folder):
+        if is_complete(folder):
             return target
         if fmt in GGUF_FLOAT_TYPES:
             def build(tmp: Path):
                 n = write_gguf_replica(arch, tmp / "model.gguf", fmt, seed, progress)
-                _write_manifest(tmp, f"replica-gguf-{fmt}", None, None,
+                write_manifest(tmp, f"replica-gguf-{fmt}", None, None,
                                 sha256_file(tmp / "model.gguf"),
                                 {**package_versions(("gguf",)), "replica": True, "params": n,
                                  "seed": seed})
@@ -171,11 +172,11 @@ def gguf_replica(key: str, fmt: str = "F16", seed: int = 0, progress: bool = Tru
             base = gguf_replica(key, base_fmt, seed, progress)
             def build(tmp: Path):
                 quantize_gguf(base, tmp / "model.gguf", fmt)
-                _write_manifest(tmp, f"replica-gguf-{fmt}", base, None,
+                write_manifest(tmp, f"replica-gguf-{fmt}", base, None,
                                 sha256_file(tmp / "model.gguf"),
                                 {**package_versions(("llama-cpp-python",)), "replica": True,
                                  "seed": seed})
-        _build_atomically(folder, build)
+        build_atomically(folder, build)
     return target
 
 
@@ -188,8 +189,8 @@ def onnx_replica(key: str, precision: str = "int4", seed: int = 0) -> Path:
 
     folder = replica_root(key) / f"onnx-{precision}-cpu"
     hf = replica_root(key) / "hf-random"
-    with _locked(hf):
-        if not _is_complete(hf):
+    with locked(hf):
+        if not is_complete(hf):
             def build(tmp: Path):
                 import torch
                 from transformers import AutoConfig, AutoModelForCausalLM
@@ -204,26 +205,12 @@ def onnx_replica(key: str, precision: str = "int4", seed: int = 0) -> Path:
                 for f in emb.iterdir():
                     if f.name.startswith(("tokenizer", "special_tokens")):
                         shutil.copy(f, tmp / f.name)
-                _write_manifest(tmp, "replica-hf-random", None, None, "random",
+                write_manifest(tmp, "replica-hf-random", None, None, "random",
                                 {**package_versions(("transformers", "torch")), "replica": True,
                                  "seed": seed})
-            _build_atomically(hf, build)
+            build_atomically(hf, build)
     return build_onnx(hf, folder, precision=precision)
 
 
-def replica_path(key: str, engine: str, fmt: str | None = None) -> Path:
-    """The path an engine loads for a replica: config folder, GGUF file or ONNX folder."""
-    if engine in ("transformers", "vllm"):
-        return hf_config_dir(key)
-    if engine == "llamacpp":
-        return gguf_replica(key, fmt or "F16")
-    if engine == "ortgenai":
-        return onnx_replica(key, (fmt or "int4").lower())
-    from .backends.base import validate_engines
-
-    validate_engines([engine])
-    raise AssertionError
-
-
-__all__ = ["hf_config_dir", "gguf_replica", "onnx_replica", "replica_path", "write_gguf_replica",
+__all__ = ["hf_config_dir", "gguf_replica", "onnx_replica", "write_gguf_replica",
            "quantize_gguf", "MANIFEST"]

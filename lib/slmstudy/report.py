@@ -32,6 +32,7 @@ from typing import Any, Iterable
 import yaml
 
 from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, RESULTS_DIR, cache_dir, runs_dir
+from .provenance import hardware_label
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 NOTEBOOK_NAME = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
@@ -393,29 +394,6 @@ def rel(target: Path, start: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------- what ran where
-
-
-def hardware_label(prov: dict | None) -> str:
-    """'1× NVIDIA H100 80GB HBM3 (driver 550.54) · AMD EPYC 9654, 16 cores, 125.9 GiB RAM'."""
-    hw = (prov or {}).get("hardware") or {}
-    if not hw:
-        return "hardware not recorded"
-    parts = []
-    gpus = hw.get("gpus") or []
-    if gpus:
-        names: dict[str, int] = {}
-        for g in gpus:
-            names[g.get("name", "GPU")] = names.get(g.get("name", "GPU"), 0) + 1
-        drv = gpus[0].get("driver")
-        parts.append(", ".join(f"{n}× {name}" for name, n in names.items())
-                     + (f" (driver {drv})" if drv else ""))
-    cpu = hw.get("cpu") or "CPU"
-    cores = hw.get("cores_logical")
-    ram = hw.get("ram_bytes")
-    parts.append(cpu + (f", {cores} cores" if cores else "") + (f", {ram / 2**30:.1f} GiB RAM" if ram else ""))
-    if not gpus:
-        parts.append("no GPU")
-    return " · ".join(parts)
 
 
 def _read_json(p: Path) -> dict | None:

@@ -15,6 +15,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
+from .errors import StudyError
 from .paths import runs_dir
 
 
@@ -45,7 +48,18 @@ class SectionResults:
         self.samples_path = self.dir / "samples.jsonl"
         self.summary_path = self.dir / "summary.json"
 
-    def records(self) -> list[dict]:
+    def records(self, schema: type[BaseModel] | None = None) -> list[dict]:
+        """Every record of the log, in append order; parsed through `schema` when given (a
+        record that does not fit it is an error naming the line)."""
+        if schema is not None:
+            out = []
+            for i, r in enumerate(self.records(), 1):
+                try:
+                    out.append(schema.model_validate(r).model_dump())
+                except ValidationError as e:
+                    raise StudyError(f"{self.samples_path}: record {i} ({r.get('key')!r}) does "
+                                     f"not fit {schema.__name__}: {e}") from None
+            return out
         if not self.samples_path.is_file():
             return []
         out = []
@@ -63,7 +77,9 @@ class SectionResults:
     def done_keys(self) -> set[str]:
         return {r["key"] for r in self.records() if "key" in r}
 
-    def append(self, record: dict) -> None:
+    def append(self, record: dict | BaseModel) -> None:
+        if isinstance(record, BaseModel):
+            record = record.model_dump()
         line = json.dumps(_clean(record), ensure_ascii=False)
         with open(self.samples_path, "a+b") as f:
             # a line cut by a kill mid-write is closed first, so this record stays readable
@@ -79,14 +95,17 @@ class SectionResults:
         for r in records:
             self.append(r)
 
-    def write_summary(self, summary: dict) -> Path:
+    def write_summary(self, summary: dict | BaseModel) -> Path:
+        if isinstance(summary, BaseModel):
+            summary = summary.model_dump()
         tmp = self.summary_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False))
         os.replace(tmp, self.summary_path)
         return self.summary_path
 
-    def read_summary(self) -> dict:
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+    def read_summary(self, schema: type[BaseModel] | None = None) -> dict:
+        data = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        return schema.model_validate(data).model_dump() if schema is not None else data
 
 
 def write_provenance(run_id: str, block: dict, root: Path | None = None) -> Path:

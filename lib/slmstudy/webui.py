@@ -38,8 +38,7 @@ from pathlib import Path
 import psutil
 
 from .backends.base import Generation
-from .backends.servers import (HOST, LlamaCppServer, ManagedServer, OpenAIStreamClient, _die_with_parent,
-                               sse_events)
+from .backends.servers import HOST, LlamaCppServer, ManagedServer, OpenAIStreamClient, _die_with_parent, sse_events
 from .errors import ServerError, StudyError
 from .paths import REPO_ROOT
 

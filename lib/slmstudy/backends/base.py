@@ -1,26 +1,95 @@
 """The engine contract: timed load, batched and streaming generation, exact token ids, close.
 
 Every engine gets the same prompt token ids (the chat template is rendered once, by
-:func:`render_chat`), so differences come from the engine, not the prompt. Each generated token
+:func:`slmstudy.chat.render_chat`), so differences come from the engine, not the prompt. Each generated token
 is timestamped with `time.perf_counter_ns` when it reaches the caller.
 """
 
 from __future__ import annotations
 
 import abc
+import json
+import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-import json
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import metrics
-from ..errors import ModelNotFoundError, StudyError, UnknownEngineError
-from ..models import arch_from_config
+from ..architecture import arch_from_config
+from ..errors import EngineOptionError, ModelNotFoundError, StudyError
 from ..resources import check_fits
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "half": 2, "float": 4}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a section asks of an engine, in engine-neutral terms. Each engine's options model
+    maps it onto its own options (:meth:`EngineOptions.for_run`); params may then override any
+    option by name."""
+
+    device: str = "cpu"  # "cpu" or "cuda"
+    n_ctx: int = 4096  # prompt + output tokens the engine must hold
+    threads: int | None = None  # CPU threads (None = the engine's default)
+    seed: int = 0
+    dtype: str = "float32"  # weights dtype, for engines that load a float checkpoint
+    replica: bool = False  # random weights in a real architecture (speed only)
+    max_concurrency: int | None = None  # most requests the engine will see at once
+    compile: bool = False  # the engine's documented compiled / static fast path
+    same_process: bool = False  # keep every engine thread in this process (the GPU profiler)
+
+
+class EngineOptions(BaseModel):
+    """An engine's options, typed: a misspelt or unknown option is refused before loading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    skip_memory_check: bool = False
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> dict:
+        """This engine's options for a run context (only the options this engine has)."""
+        return {"seed": ctx.seed}
+
+    def on_cpu(self) -> bool:
+        """Whether the weights live in CPU memory (the memory preflight applies)."""
+        return getattr(self, "device", "cpu") in (None, "cpu")
+
+
+def parse_options(engine: str, options_model: type[EngineOptions], raw: dict) -> EngineOptions:
+    """Validate raw options for `engine`; the error names the option, the engine and the
+    options it accepts."""
+    try:
+        return options_model.model_validate(raw)
+    except ValidationError as e:
+        accepted = ", ".join(sorted(options_model.model_fields))
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                lines.append(f"unknown option {loc!r}")
+            else:
+                lines.append(f"option {loc!r}: {err['msg']} (got {err.get('input')!r})")
+        raise EngineOptionError(
+            f"engine {engine!r}: " + "; ".join(lines) + f". Options {engine} accepts: {accepted} "
+            "(fix `options:` of this target in your params file).") from None
+
+
+@dataclass
+class LogLikelihood:
+    """log p(continuation | context) as lm-evaluation-harness's `loglikelihood` request returns
+    it: the summed log-probability of the continuation tokens, and whether greedy decoding would
+    have produced exactly that continuation."""
+
+    logprob: float
+    is_greedy: bool
+    token_logprobs: list[float]
 
 
 @dataclass
@@ -101,18 +170,24 @@ class Generation:
 
 
 class Backend(abc.ABC):
-    """One engine. Subclasses implement `_load`, `_stream` and optionally `_generate_batch`."""
+    """One engine. Subclasses implement `_load`, `_stream` and optionally `_generate_batch`;
+    engines that expose logits implement `_logits_rows` (or override `loglikelihood`).
+    `Options` is the engine's typed options model."""
 
     name: str = "?"
+    Options: ClassVar[type[EngineOptions]] = EngineOptions
 
     def __init__(self, model_path: str | Path, *, model_name: str | None = None,
-                 replica: bool = False, **options):
+                 replica: bool = False, options: EngineOptions | dict | None = None, **kw):
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.name
         self.replica = replica
-        self.options = options
+        if isinstance(options, EngineOptions):
+            options = options.model_dump(exclude_unset=True)
+        self.options = parse_options(self.name, self.Options, {**(options or {}), **kw})
         self.load_s: float | None = None
         self._loaded = False
+        self._rows_cache: tuple | None = None
 
     # -- lifecycle
     def load(self) -> float:
@@ -124,9 +199,9 @@ class Backend(abc.ABC):
             raise ModelNotFoundError(
                 f"{self.name}: model path {self.model_path} does not exist; check "
                 "models.<name>.path in your params, or run `make models` for the embedded model.")
-        if not self.options.get("skip_memory_check"):
+        if not self.options.skip_memory_check:
             self.weights_bytes = self.estimate_weights_bytes()
-            if self.device_is_cpu():
+            if self.options.on_cpu():
                 check_fits(f"{self.name} loading {self.model_name}", self.weights_bytes)
         t0 = time.perf_counter()
         self._load()
@@ -134,15 +209,12 @@ class Backend(abc.ABC):
         self._loaded = True
         return self.load_s
 
-    def device_is_cpu(self) -> bool:
-        return self.options.get("device", "cpu") == "cpu" and not self.options.get("n_gpu_layers")
-
     def estimate_weights_bytes(self) -> int:
         """Bytes of weights the engine will hold: files on disk, or params × dtype for replicas."""
-        if self.options.get("random_weights"):
+        if getattr(self.options, "random_weights", False):
             cfg = json.loads((self.model_path / "config.json").read_text())
             arch = arch_from_config(cfg)
-            dtype = self.options.get("dtype", "bfloat16")
+            dtype = getattr(self.options, "dtype", "bfloat16")
             if dtype == "auto":
                 dtype = cfg.get("torch_dtype", "bfloat16")
             return arch.param_count() * DTYPE_BYTES.get(str(dtype), 2)
@@ -190,6 +262,40 @@ class Backend(abc.ABC):
             return batched
         return [self.generate_one(r) for r in requests]
 
+    # -- log-likelihood
+    @classmethod
+    def supports_loglik(cls) -> bool:
+        return (cls._logits_rows is not Backend._logits_rows
+                or cls.loglikelihood is not Backend.loglikelihood)
+
+    def loglikelihood(self, requests: Sequence[tuple[list[int], list[int]]]
+                      ) -> list[LogLikelihood]:
+        """For each (context ids, continuation ids): log p(continuation | context) and whether
+        it is the greedy continuation (lm-evaluation-harness's `loglikelihood` request type).
+        Requests that share a prefix (e.g. one-token option letters after one prompt) reuse one
+        forward pass."""
+        self._require_loaded()
+        if not self.supports_loglik():
+            raise StudyError(f"engine {self.name} does not expose logits, so it cannot score "
+                             "log-likelihoods; use an engine whose registry entry has loglik")
+        out = []
+        for ctx, cont in requests:
+            if not ctx or not cont:
+                raise StudyError("log-likelihood needs a non-empty context and continuation")
+            prefix = tuple(ctx) + tuple(cont[:-1])
+            key = (prefix, len(cont))
+            if self._rows_cache is None or self._rows_cache[0] != key:
+                self._rows_cache = (key, np.asarray(self._logits_rows(list(prefix), len(cont)),
+                                                    dtype=np.float64))
+            out.append(score_continuation(self._rows_cache[1], cont))
+        self._rows_cache = None
+        return out
+
+    def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
+        """Logits [n, vocab] at the last n positions of `ids` (each row predicts the token after
+        its position). Engines that expose logits implement this."""
+        raise NotImplementedError
+
     # -- for subclasses
     def _finish(self, req: GenRequest, t_send: int, ids: list[int], times: list[int],
                 finish_reason: str | None = None, text: str | None = None,
@@ -225,68 +331,23 @@ class Backend(abc.ABC):
         """The engine's own timers for the request just finished (if it keeps any)."""
         return {}
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027 — optional hook: engines without resources skip it
         pass
 
     def decode(self, ids: list[int]) -> str:
         return ""
 
 
-ENGINES = ("transformers", "vllm", "llamacpp", "ortgenai")
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
 
 
-def get_backend_class(name: str) -> type[Backend]:
-    """Engine name → Backend class (imported lazily: each engine's package is heavy)."""
-    if name == "transformers":
-        from .transformers import TransformersBackend as cls
-    elif name == "vllm":
-        from .vllm import VLLMBackend as cls
-    elif name == "llamacpp":
-        from .llamacpp import LlamaCppBackend as cls
-    elif name == "ortgenai":
-        from .ortgenai import OrtGenAIBackend as cls
-    else:
-        raise UnknownEngineError(
-            f"unknown engine {name!r}; choose one of {', '.join(ENGINES)} "
-            "(check the `engines` list in your params file)."
-        )
-    return cls
-
-
-def validate_engines(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    bad = [n for n in names if n not in ENGINES]
-    if bad:
-        raise UnknownEngineError(
-            f"unknown engine(s) {bad}; choose from {', '.join(ENGINES)} "
-            "(check the `engines` list in your params file)."
-        )
-    return names
-
-
-def make_backend(name: str, model_path, **kw) -> Backend:
-    return get_backend_class(name)(model_path, **kw)
-
-
-def render_chat(tokenizer_dir: str | Path, messages: list[dict] | str,
-                add_generation_prompt: bool = True) -> list[int]:
-    """Render the chat template once with the model's HF tokenizer → prompt token ids."""
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    tok = _tokenizer(str(tokenizer_dir))
-    ids = tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
-                                  tokenize=True)
-    if hasattr(ids, "keys"):  # BatchEncoding in newer transformers
-        ids = ids["input_ids"]
-    return [int(i) for i in ids]
-
-
-_TOKENIZERS: dict = {}
-
-
-def _tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    if path not in _TOKENIZERS:
-        _TOKENIZERS[path] = AutoTokenizer.from_pretrained(path)
-    return _TOKENIZERS[path]
+def score_continuation(logit_rows: np.ndarray, cont: list[int]) -> LogLikelihood:
+    """LogLikelihood of `cont` from the logits of the positions that predict it."""
+    lp = log_softmax(logit_rows)
+    toks = [float(lp[i, t]) for i, t in enumerate(cont)]
+    greedy = all(int(lp[i].argmax()) == t for i, t in enumerate(cont))
+    return LogLikelihood(logprob=float(math.fsum(toks)), is_greedy=greedy, token_logprobs=toks)

@@ -6,19 +6,41 @@ import os
 import time
 from collections.abc import Iterator
 
-from ..artifacts import check_gguf
-from .base import Backend, GenRequest
+import numpy as np
+
+from ..forms import GGUF
+from ..gguf_meta import check_gguf
+from .base import Backend, EngineOptions, GenRequest, RunContext
+from .registry import Capabilities, EngineSpec
+
+
+class LlamaCppOptions(EngineOptions):
+    n_ctx: int = 4096
+    n_threads: int | None = None  # None: every core (decode and prefill)
+    n_batch: int = 512
+    n_gpu_layers: int = 0  # -1 = all layers on the GPU
+    flash_attn: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> dict:
+        opts = {"seed": ctx.seed, "n_ctx": ctx.n_ctx, "n_threads": ctx.threads}
+        if ctx.device == "cuda":
+            opts.update(n_gpu_layers=-1, flash_attn=True)
+        return opts
+
+    def on_cpu(self) -> bool:
+        return not self.n_gpu_layers
 
 
 class LlamaCppBackend(Backend):
-    """Options: n_ctx (default 4096), n_threads, n_batch, n_gpu_layers (-1 = all), flash_attn.
-
-    Decoding goes through `Llama.generate` (the high-level path); numbers say so in
+    """Decoding goes through `Llama.generate` (the high-level path); numbers say so in
     `engine_timings["path"]`. The engine's own perf counters (llama_perf_context) are returned in
     `engine_timings` for validation against our clock.
     """
 
     name = "llamacpp"
+    Options = LlamaCppOptions
 
     def _load(self) -> None:
         path = self.model_path
@@ -30,12 +52,11 @@ class LlamaCppBackend(Backend):
 
         o = self.options
         self.llm = Llama(
-            model_path=str(path), n_ctx=int(o.get("n_ctx", 4096)),
-            n_threads=o.get("n_threads") or os.cpu_count(),
-            n_threads_batch=o.get("n_threads") or os.cpu_count(),  # prefill on the same threads
-            n_batch=int(o.get("n_batch", 512)),
-            n_gpu_layers=int(o.get("n_gpu_layers", 0)), seed=int(o.get("seed", 0)),
-            flash_attn=bool(o.get("flash_attn", False)), verbose=bool(o.get("verbose", False)),
+            model_path=str(path), n_ctx=o.n_ctx,
+            n_threads=o.n_threads or os.cpu_count(),
+            n_threads_batch=o.n_threads or os.cpu_count(),  # prefill on the same threads
+            n_batch=o.n_batch, n_gpu_layers=o.n_gpu_layers, seed=o.seed,
+            flash_attn=o.flash_attn, verbose=o.verbose,
         )
         self.eos_id = self.llm.token_eos()
         self.gguf_path = path
@@ -75,7 +96,42 @@ class LlamaCppBackend(Backend):
     def _engine_timings(self) -> dict:
         return self._perf()
 
+    def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
+        """The context is evaluated once; each of the last n-1 tokens is then fed alone, reading
+        the last position's logits after each (no logits_all buffer needed)."""
+        import llama_cpp
+
+        llm = self.llm
+        llm.reset()
+        rows = []
+        head, tail = ids[: len(ids) - n + 1], ids[len(ids) - n + 1:]
+        for chunk in [head] + [[t] for t in tail]:
+            llm.eval(chunk)
+            ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+            rows.append(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64))
+        llm.reset()
+        return np.stack(rows)
+
     def _close(self):
         if getattr(self, "llm", None) is not None:
             self.llm.close()
             self.llm = None
+
+
+def serve(path, ctx: RunContext, *, log_dir, model_name, tool_parser: str | None = None):
+    """llama-cpp-python's OpenAI-compatible server on the same GGUF (its chat handler parses
+    tool calls itself: `tool_parser` has no counterpart)."""
+    from .servers import LlamaCppServer
+
+    return LlamaCppServer(path, n_ctx=ctx.n_ctx, n_threads=ctx.threads,
+                          n_gpu_layers=-1 if ctx.device == "cuda" else 0, log_dir=log_dir,
+                          model_name=model_name)
+
+
+SPEC = EngineSpec(
+    name="llamacpp", backend=LlamaCppBackend, form=GGUF,
+    capabilities=Capabilities(streaming=True, batching=False, loglik=True,
+                              concurrency="one at a time"),
+    package="llama_cpp", distributions=("llama-cpp-python", "gguf"), serve=serve,
+    description="llama.cpp through llama-cpp-python (GGUF)",
+)

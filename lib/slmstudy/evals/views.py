@@ -101,3 +101,32 @@ def by_group_figure(rows: list[dict], *, group: str, series: str = "target", tit
 def _num(x) -> float:
     return float(x) if isinstance(x, (int, float)) and not (
         isinstance(x, float) and math.isnan(x)) else float("nan")
+
+
+def findings(summary: dict, chance: dict[str, float] | None = None) -> str:
+    """A quality section's findings, generated from its summary.json: per task, each target's
+    accuracy with its Wilson 95% interval, whether the interval clears chance, format failures,
+    and which target leads (or that the intervals overlap)."""
+    chance = chance or {}
+    by_task: dict[str, list[dict]] = {}
+    for r in summary["rows"]:
+        by_task.setdefault(r["task"], []).append(r)
+    out = [f"- {summary['n_records']} scored samples."]
+    for task, rows in sorted(by_task.items()):
+        parts = []
+        for r in sorted(rows, key=lambda r: -(r.get("accuracy") or 0)):
+            s = (f"{r['target']} [{r['mode']}] {r['accuracy']:.0%} "
+                 f"[{r['ci_low']:.0%}, {r['ci_high']:.0%}] (n={r['n']})")
+            if task in chance:
+                s += " above chance" if r["ci_low"] > chance[task] else " not above chance"
+            if r.get("format_failure"):
+                s += f", {r['format_failure']} format failures"
+            parts.append(s)
+        line = f"- **{task}**: " + "; ".join(parts)
+        if len(rows) > 1:
+            a, b = sorted(rows, key=lambda r: -(r.get("accuracy") or 0))[:2]
+            line += (f" — {a['target']} [{a['mode']}] leads; intervals "
+                     + ("do not overlap" if a["ci_low"] > b["ci_high"] else "overlap: no winner "
+                        "at this sample size"))
+        out.append(line)
+    return "\n".join(out)

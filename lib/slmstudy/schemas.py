@@ -1,0 +1,161 @@
+"""Typed results: one pydantic schema per kind of record and per section summary.
+
+Every record line of a `samples.jsonl` and every `summary.json` is written through one of these
+(:meth:`slmstudy.results.SectionResults.append` / ``write_summary`` take the model) and carries
+``schema_version``; readers parse through the same schema (``records(schema)``), so a field that
+changes name or type is an error at the writer, not a silent gap in a table.
+
+SCHEMA_VERSION history: 1 — the first typed version (fields as written by v1 of the study).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class _Typed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class SpeedRecord(_Typed):
+    """One timed request of the speed section (in-process or over HTTP)."""
+
+    key: str  # <target>/<mode>/c<concurrency>/r<rep>/<request index>: the resume key
+    target: str
+    engine: str
+    model: str
+    format: str
+    dtype: str
+    label: str  # "real" or "replica"
+    replica: bool
+    mode: str  # "inproc" | "http"
+    concurrency: int
+    rep: int
+    request_index: int
+    request_id: str = ""
+    output_ids: list[int]
+    text: str
+    finish_reason: str
+    forced_length: int | None = None
+    n_prompt: int
+    n_tokens: int
+    token_count: int | None = None  # exact count where ids are unknown (a server's stream)
+    length_ok: bool
+    t_send_ns: int
+    batch_t_send_ns: int
+    token_times_ns: list[int]
+    ttft_s: float | None
+    e2e_s: float | None
+    decode_tok_s: float | None
+    chars_per_s: float | None
+    itl_s: list[float]
+    tokenize_s: float | None = None
+    engine_timings: dict[str, Any] = {}
+    peak_rss_bytes: int | None
+    load_s: float | None
+    weights_bytes: int
+    bytes_read_per_token: int
+
+
+class QualitySample(_Typed):
+    """One scored sample of a quality section (generation or log-likelihood)."""
+
+    key: str  # <task>/<config id>/<target>/<sample id>: the resume key
+    section: str
+    task: str
+    mode: str  # "generate" | "loglik"
+    config_id: str
+    config: dict[str, Any]
+    target: str
+    model: str
+    engine: str
+    sample_id: str
+    meta: dict[str, Any]
+    messages: list[dict[str, Any]]
+    prompt_text: str
+    n_prompt: int
+    prompt_ids_sha256: str
+    gold: Any = None
+    seed: int
+    raw_output: str | None = None
+    output_ids: list[int] | None = None
+    extracted: Any = None
+    verdict: str
+    verdicts: dict[str, str] = {}
+    score_value: float | None = None
+    detail: dict[str, Any] = {}
+    score_s: float | None = None
+    n_tokens: int = 0
+    finish_reason: str | None = None
+    ttft_s: float | None = None
+    decode_tok_s: float | None = None
+    e2e_s: float | None = None
+    chars_per_s: float | None = None
+    prefill_s: float | None = None
+    prefill_tok_s: float | None = None
+
+
+class SpeedRow(BaseModel):
+    """One (target, mode, concurrency) row of the speed summary (speed.summarize)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    mode: str
+    concurrency: int
+    engine: str
+    model: str
+    label: str
+    n_requests: int
+    length_ok: bool
+    weights_bytes: int
+    bytes_read_per_token: int
+    load_s: float | None
+    peak_rss_bytes: int
+    itl_p50_s: float | None
+    itl_p90_s: float | None
+    itl_p99_s: float | None
+    itl_per: str
+    chars_per_s: float | None
+    aggregate_tok_s: float | None
+    ttft_s: float | None
+    ttft_s_ci_low: float | None
+    ttft_s_ci_high: float | None
+    decode_tok_s: float | None
+    decode_tok_s_ci_low: float | None
+    decode_tok_s_ci_high: float | None
+    e2e_s: float | None
+    e2e_s_ci_low: float | None
+    e2e_s_ci_high: float | None
+    cv_decode: float | None
+    roofline_tok_s: float | None = None
+    roofline_fraction: float | None = None
+
+
+class SpeedSummary(_Typed):
+    """summary.json of the speed section: the same from the notebook and from
+    `python -m slmstudy.speed` (both call speed.section_summary)."""
+
+    bandwidth: dict[str, Any]
+    rows: list[SpeedRow]
+    llamacpp_clock_agreement: list[dict[str, Any]]
+    vllm_bench_validation: list[dict[str, Any]]
+    snapshot_claims: dict[str, Any]
+    params: dict[str, Any]
+
+
+class QualitySummary(_Typed):
+    """summary.json of a quality section (03, 04, 05): rows by task × target × mode."""
+
+    model_config = ConfigDict(extra="allow")  # each section adds its own breakdowns
+
+    rows: list[dict[str, Any]]
+    n_records: int
+    verdicts: list[str]
+    params: dict[str, Any]

@@ -1,0 +1,167 @@
+"""Running the speed section: batch-1 and concurrent requests in-process and over HTTP, one
+record per request appended as it completes (a rerun skips records already there)."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import metrics
+from ..backends import registry
+from ..backends.base import GenRequest
+from ..params import SpeedParams
+from ..resources import PeakRSS
+from ..results import SectionResults
+from ..schemas import SpeedRecord
+from .bandwidth import cached_bandwidth
+from .summary import bench_path, section_summary
+from .targets import ResolvedTarget, engine_options, preflight, resolve_target, run_context, salted, synthetic_prompt
+
+
+def _record(g, *, key, target: ResolvedTarget, mode, concurrency, rep, idx, batch_t_send,
+            peak_rss, load_s):
+    r = g.record(key=f"{key}/{idx}", target=target.name, engine=target.spec.engine,
+                 model=target.spec.model, format=target.spec.format, dtype=target.spec.dtype,
+                 mode=mode, concurrency=concurrency, rep=rep, request_index=idx,
+                 batch_t_send_ns=batch_t_send, peak_rss_bytes=peak_rss, load_s=load_s,
+                 weights_bytes=target.weights_bytes,
+                 bytes_read_per_token=target.bytes_read_per_token,
+                 itl_s=metrics.itl_s(g.token_times_ns))
+    r.pop("prompt_ids", None)  # the prompt is the same for every record of a target
+    return SpeedRecord.model_validate(r)
+
+def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
+                  progress=None) -> None:
+    """Load once, warm up, then repetitions × concurrency levels; records appended as they finish."""
+    done = results.done_keys()
+    levels = target.spec.concurrency or params.concurrency
+    todo = [(c, rep) for c in levels for rep in range(params.repetitions)
+            if not all(f"{target.name}/inproc/c{c}/r{rep}/{i}" in done for i in range(c))]
+    if not todo:
+        return
+    opts = engine_options(target, params)
+    prompt = synthetic_prompt(params.prompt_tokens, target)
+    with PeakRSS() as mem:
+        backend = registry.make_backend(target.spec.engine, target.path, options=opts,
+                                        **target.backend_kw)
+        load_s = backend.load()
+        try:
+            for _ in range(params.warmup):  # full length: compiled engines build their graphs
+                backend.generate_one(GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
+                                                force_length=True, request_id="warmup"))
+            for c, rep in todo:
+                key = f"{target.name}/inproc/c{c}/r{rep}"
+                reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c),
+                                   max_tokens=params.output_tokens, force_length=True,
+                                   request_id=f"{key}/{i}") for i in range(c)]
+                t0 = time.perf_counter_ns()
+                gens = backend.generate(reqs)
+                for i, g in enumerate(gens):
+                    results.append(_record(g, key=key, target=target, mode="inproc",
+                                           concurrency=c, rep=rep, idx=i, batch_t_send=t0,
+                                           peak_rss=mem.sample() and mem.peak_bytes,
+                                           load_s=load_s))
+                if progress:
+                    progress.update(1)
+        finally:
+            backend.close()
+
+def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
+             log_dir: Path, progress=None) -> None:
+    """The same prompt over the engine's OpenAI-compatible server, c concurrent streams."""
+    spec = registry.get(target.spec.engine)
+    done = results.done_keys()
+    todo = [(c, rep) for c in params.http_concurrency for rep in range(params.repetitions)
+            if not all(f"{target.name}/http/c{c}/r{rep}/{i}" in done for i in range(c))]
+    if not todo:
+        return
+    srv = spec.serve(target.path, run_context(target, params), log_dir=log_dir,
+                     model_name=target.spec.model)
+    if target.spec.replica and not srv.token_id_prompts:
+        print(f"skipped over HTTP: {target.name} — {srv.name} takes text prompts only and a "
+              "replica has no vocabulary (measured in-process instead)")
+        return
+    prompt = synthetic_prompt(params.prompt_tokens, target)
+    with PeakRSS() as mem, srv:
+        client = srv.client()
+        for _ in range(params.warmup):
+            client.completion_stream(GenRequest(prompt_ids=prompt, max_tokens=16,
+                                                force_length=True))
+        for c, rep in todo:
+            key = f"{target.name}/http/c{c}/r{rep}"
+            reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c + 500),
+                               max_tokens=params.output_tokens, force_length=True,
+                               request_id=f"{key}/{i}") for i in range(c)]
+            t0 = time.perf_counter_ns()
+            with ThreadPoolExecutor(max_workers=c) as pool:
+                gens = list(pool.map(client.completion_stream, reqs))
+            for i, g in enumerate(gens):
+                g.replica = target.spec.replica
+                rec = _record(g, key=key, target=target, mode="http", concurrency=c, rep=rep,
+                              idx=i, batch_t_send=t0, peak_rss=mem.sample() and mem.peak_bytes,
+                              load_s=srv.ready_s)
+                results.append(rec)
+            if progress:
+                progress.update(1)
+        bench_file = bench_path(results, target.name)
+        if (srv.has_bench_client and params.vllm_bench and target.tokenizer_dir is not None
+                and not bench_file.is_file()):
+            # the server's own benchmark client on the same server, same lengths, concurrency 1
+            bench = srv.bench_serve(target.tokenizer_dir, params.prompt_tokens,
+                                    params.output_tokens, max(params.repetitions, 3), 1,
+                                    results.dir / "vllm_bench")
+            bench_file.write_text(json.dumps(bench, indent=2))
+
+def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
+                http: bool = True, log=print) -> dict:
+    """The whole section without a notebook (same calls, same files): for machines without
+    Jupyter, e.g. the lent GPU. `engines` limits which targets run in this call; the summary is
+    always derived from every record in the results folder."""
+    from tqdm import tqdm
+
+    preflight(params)
+    bw = cached_bandwidth(results.dir / "bandwidth.json", params)
+    log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
+    for spec in params.targets:
+        if engines and spec.engine not in engines:
+            continue
+        t0 = time.perf_counter()
+        target = resolve_target(spec)
+        log(f"{target.name}: artifact ready in {time.perf_counter() - t0:.0f} s")
+        bar = tqdm(total=len(spec.concurrency or params.concurrency) * params.repetitions,
+                   desc=target.name)
+        run_inprocess(target, params, results, progress=bar)
+        bar.close()
+        if http and spec.engine in params.http_engines:
+            run_http(target, params, results, log_dir=results.dir / "logs")
+        log(f"{target.name}: done in {time.perf_counter() - t0:.0f} s")
+    summary = section_summary(results, params, bw)
+    results.write_summary(summary)
+    return summary.model_dump()
+
+def _main(argv=None) -> None:
+    import argparse
+
+    from ..params import load_params
+    from ..provenance import provenance
+    from ..results import write_provenance
+
+    ap = argparse.ArgumentParser(description="run the speed section headless (same records as "
+                                             "notebooks/02_speed)")
+    ap.add_argument("--params", required=True, help="a params YAML (e.g. params/h100/02_speed.yaml)")
+    ap.add_argument("--runs-root", default=None, help="results root (default build/runs)")
+    ap.add_argument("--engines", default="", help="comma-separated subset of engines to run now")
+    ap.add_argument("--no-http", action="store_true")
+    a = ap.parse_args(argv)
+    p = load_params("02_speed", a.params)
+    root = Path(a.runs_root) if a.runs_root else None
+    results = SectionResults(p.run_id, "02_speed", root=root)
+    write_provenance(p.run_id, provenance({"params_02_speed": p.model_dump()}), root=root)
+    engines = set(filter(None, a.engines.split(","))) or None
+    summary = run_section(p, results, engines=engines, http=not a.no_http)
+    for r in summary["rows"]:
+        if r["concurrency"] == 1:
+            print(f"{r['target']:55s} {r['mode']:6s} ttft {r['ttft_s'] * 1e3:8.1f} ms  decode "
+                  f"{r['decode_tok_s']:8.1f} tok/s  roofline {r.get('roofline_fraction') or 0:.2f}")

@@ -1,0 +1,37 @@
+"""Every committed notebook is its jupytext `py:percent` twin (the `.py` is what reviewers read),
+and is committed clean: no outputs, one `parameters` cell."""
+
+import json
+
+import jupytext
+import pytest
+
+from slmstudy.paths import NOTEBOOKS_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+def _cells(nb):
+    return [(c["cell_type"], "".join(c["source"]).strip()) for c in nb["cells"]]
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 6
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ipynb_is_its_py_twin(ipynb):
+    twin = ipynb.with_suffix(".py")
+    assert twin.is_file(), f"{ipynb.name} has no jupytext twin {twin.name}"
+    from_py = jupytext.read(twin)
+    committed = json.loads(ipynb.read_text(encoding="utf-8"))
+    assert _cells(committed) == _cells(from_py), (
+        f"{ipynb.name} and {twin.name} differ: run `jupytext --sync {twin}` (or `--to ipynb`)")
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_clean_with_one_parameters_cell(ipynb):
+    nb = json.loads(ipynb.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in code), ipynb.name
+    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1
