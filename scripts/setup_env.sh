@@ -42,6 +42,7 @@ if [ ${#need[@]} -gt 0 ]; then
     say "WARNING: no apt-get; install ${need[*]} yourself"
   fi
 fi
-"$VENV/bin/python" -c "import slmstudy, torch, transformers, llama_cpp, onnxruntime_genai, vllm" \
+# every registered engine's package must import (the registry lists them: backends/registry.py)
+"$VENV/bin/python" -c "from slmstudy.backends import registry; [__import__(s.package) for s in registry.specs()]" \
   || { echo "environment check failed: an engine does not import" >&2; exit 1; }
 say "environment ready: $VENV"

@@ -19,7 +19,7 @@ from .base import Backend, EngineOptions, RunContext  # noqa: F401  (RunContext 
 
 # engine name → module of this package (the order is the order of tables and figures)
 ENGINE_MODULES = {"transformers": "transformers", "vllm": "vllm", "llamacpp": "llamacpp",
-                  "ortgenai": "ortgenai"}
+                  "ortgenai": "ortgenai", "openvino": "openvino"}
 
 
 @dataclass(frozen=True)
