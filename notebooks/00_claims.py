@@ -29,7 +29,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from slmstudy import claims as C
-from slmstudy import ledger, plotting
+from slmstudy import plotting
+from slmstudy.claims import ledger
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance

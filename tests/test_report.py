@@ -17,7 +17,8 @@ import nbformat
 import pytest
 
 from slmstudy import claims as C
-from slmstudy import cli, ledger, report
+from slmstudy import cli, report
+from slmstudy.claims import ledger
 from slmstudy.paths import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

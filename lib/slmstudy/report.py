@@ -629,7 +629,7 @@ def _artifacts_html(rows: list[dict]) -> str:
 def _claims_html(run_summary: dict | None, run_root: Path) -> str:
     """The ledger as this run's 00_claims notebook judged it; judged now when the run has none."""
     from . import claims as C
-    from . import ledger
+    from .claims import ledger
 
     if run_summary and run_summary.get("rows"):
         rows = run_summary["rows"]

@@ -120,7 +120,7 @@ def compare_with_vllm_bench(ours: dict, bench: dict) -> list[dict]:
 def snapshot_claims() -> dict[str, list[dict]]:
     """Each committed GPU snapshot's verdicts on the articles' speed claims (scaling.py)."""
     from .. import claims as claims_mod
-    from .. import scaling
+    from ..claims import scaling
 
     claims, hardware = claims_mod.load_claims(), claims_mod.load_hardware()
     return {f.name: scaling.scale_claims(scaling.load_snapshot(f), claims, hardware)
@@ -139,7 +139,8 @@ def section_summary(results: SectionResults, params: SpeedParams, bw: dict) -> S
 def snapshot_views() -> list[dict]:
     """Each committed GPU snapshot as the notebook shows it: name, device, bandwidth, rows,
     its kernel profile if it has one."""
-    from .. import profiling, scaling
+    from .. import profiling
+    from ..claims import scaling
     from ..provenance import device_label
 
     out = []

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .paths import RESULTS_DIR
+from ..paths import RESULTS_DIR
+from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL
 
 FOUR_BIT = ("q4_k_m", "q4_0", "awq", "gptq", "int4")
 
@@ -75,8 +76,10 @@ def scale_claims(snapshot: dict, claims, hardware: dict) -> list[dict]:
             continue
         expected, bound, t_step, t_fixed, row = max(cands, key=lambda x: x[0])
         nbytes = row["bytes_read_per_token"]
-        verdict = ("physically impossible" if c.value > bound * 1.02 else
-                   "above the measured engines" if c.value > expected * 1.25 else "consistent")
+        # the ledger's one vocabulary: above the roofline is impossible; above what the measured
+        # engines would reach there (by more than the measurement tolerance) is inconsistent
+        verdict = (IMPOSSIBLE if c.value > bound * 1.02 else
+                   INCONSISTENT if c.value > expected * (1 + MEASUREMENT_REL_TOL) else CONSISTENT)
         out.append({
             "claim": c.id, "model": c.model, "hardware": c.hardware, "precision": c.precision,
             "claimed_tok_s": c.value, "expected_tok_s": expected, "roofline_tok_s": bound,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping
 
-from . import claims as C
-from .models import REGISTRY
+from .. import claims as C
+from ..models import REGISTRY
 
 #: Context lengths a vendor documents beyond the shipped config (RoPE scaling the config does not
 #: enable). Qwen2.5-7B-Instruct's model card: "Context Length: Full 131,072 tokens", reached with
