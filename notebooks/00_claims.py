@@ -34,6 +34,7 @@ from slmstudy.claims import ledger
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
+from slmstudy.schemas import ClaimsSummary
 
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/00_claims/
@@ -93,10 +94,10 @@ table[["id", "section", "quote", "model", "metric", "claimed", "precision", "har
        "verdict", "basis", "evidence"]].reset_index(drop=True)
 
 # %%
-summary_path = results.write_summary({
-    "n_claims": len(claims), "verdict_counts": counts,
-    "by_article": ledger.counts_by_article(claims, verdicts),
-    "rows": rows, "arch": arch, "params": P.model_dump()})
+summary_path = results.write_summary(ClaimsSummary(
+    n_claims=len(claims), verdict_counts=counts,
+    by_article=ledger.counts_by_article(claims, verdicts),
+    rows=rows, arch=arch, params=P.model_dump()))
 print(f"summary: {summary_path}")
 
 # %% [markdown]

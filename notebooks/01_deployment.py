@@ -34,6 +34,7 @@ from slmstudy.forms import GGUF
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
+from slmstudy.schemas import DeploymentSummary, WebUIStackRecord
 
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/01_deployment/
@@ -125,7 +126,7 @@ if P.webui:
     else:
         W = openwebui.measure_stack(GGUF.embedded(), model_name=P.model, log_dir=results.dir / "logs",
                                 screenshot_dir=results.dir / "webui")
-        results.append({"key": "webui/stack", "stack": W})
+        results.append(WebUIStackRecord(key="webui/stack", stack=W))
     display(pd.DataFrame([W["startup"]]).round(2))
     display(pd.DataFrame(W["memory"]).round(0))
     print("models listed by Open WebUI:", W["models"], "| admin role:", W["admin_role"])
@@ -174,12 +175,13 @@ if P.webui:
         display(pd.DataFrame(openwebui.claims_rows(W)))
 
 # %%
-summary = {"sizes": sizes.to_dict(orient="records"), "loads": table.to_dict(orient="records"),
-           "servers": startup, "features": probes, "params": P.model_dump(),
-           "webui": ({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
-                     if P.webui else None),
-           "artifacts": {r["form"]: {"sha256": r["sha256"], "size_bytes": r["size_bytes"]}
-                         for r in sizes.to_dict(orient="records")}}
+summary = DeploymentSummary(
+    sizes=sizes.to_dict(orient="records"), loads=table.to_dict(orient="records"),
+    servers=startup, features=probes, params=P.model_dump(),
+    webui=({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
+           if P.webui else None),
+    artifacts={r["form"]: {"sha256": r["sha256"], "size_bytes": r["size_bytes"]}
+               for r in sizes.to_dict(orient="records")})
 print(results.write_summary(summary))
 
 # %% [markdown]

@@ -21,6 +21,7 @@ import psutil
 from .backends import registry
 from .backends.base import RunContext
 from .errors import StudyError
+from .schemas import LoadRecord
 
 CHAT = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 
@@ -141,11 +142,12 @@ def run_loads(engines: list[str], repetitions: int, results, *, drop_cache: bool
                     r = measure_load_fresh_process(e, path, tok_dir, opts, drop_cache=drop_cache)
                 else:
                     r = measure_load_warm(e, path, opts)
-                results.append({"key": key, "kind": kind, "rep": rep, **r,
-                                "size_bytes": arts[e]["size_bytes"]})
+                results.append(LoadRecord(key=key, kind=kind, rep=rep, **r,
+                                          size_bytes=arts[e]["size_bytes"]))
                 log(f"{key}: load {r['load_s']:.2f} s, peak RSS "
                     f"{r['peak_rss_bytes'] / 1e6:.0f} MB")
-    return [r for r in results.records() if r.get("key", "").startswith("load/")]
+    return [LoadRecord.model_validate(r).model_dump() for r in results.records()
+            if r.get("key", "").startswith("load/")]
 
 
 def load_table(records: list[dict]):

@@ -159,3 +159,53 @@ class QualitySummary(_Typed):
     n_records: int
     verdicts: list[str]
     params: dict[str, Any]
+
+
+class LoadRecord(_Typed):
+    """One cold (fresh process) or warm (same process) load of the deployment section."""
+
+    key: str  # load/<engine>/<kind>/<rep>
+    kind: str  # "cold" | "warm"
+    rep: int
+    engine: str
+    load_s: float
+    peak_rss_bytes: int
+    size_bytes: int | None = None
+    # cold loads only: the fresh process's own clocks and its one answer
+    import_s: float | None = None
+    ttft_s: float | None = None
+    time_to_first_answer_s: float | None = None
+    answer: str | None = None
+    n_tokens: int | None = None
+    process_wall_s: float | None = None
+    page_cache_dropped: bool | None = None
+
+
+class WebUIStackRecord(_Typed):
+    """The Open WebUI stack measurement (webui.measure_stack), kept whole."""
+
+    key: str  # webui/stack
+    stack: dict[str, Any]
+
+
+class DeploymentSummary(_Typed):
+    """summary.json of the deployment section."""
+
+    sizes: list[dict[str, Any]]
+    loads: list[dict[str, Any]]
+    servers: list[dict[str, Any]]
+    features: list[dict[str, Any]]
+    params: dict[str, Any]
+    webui: dict[str, Any] | None
+    artifacts: dict[str, Any]
+
+
+class ClaimsSummary(_Typed):
+    """summary.json of the claims ledger."""
+
+    n_claims: int
+    verdict_counts: dict[str, int]
+    by_article: dict[str, dict[str, int]]
+    rows: list[dict[str, Any]]
+    arch: dict[str, Any]
+    params: dict[str, Any]
