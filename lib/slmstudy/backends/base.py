@@ -338,6 +338,14 @@ class Backend(abc.ABC):
         return ""
 
 
+def incremental_chunks(ids: list[int], n: int) -> list[list[int]]:
+    """`ids` as the chunks an engine that exposes only its last position's logits is fed, to
+    read the logits at the last n positions: everything up to the first of them, then one token
+    at a time."""
+    cut = len(ids) - n + 1
+    return [ids[:cut]] + [[t] for t in ids[cut:]]
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64."""
     x = np.asarray(logits, dtype=np.float64)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..forms import GGUF
 from ..gguf_meta import check_gguf
-from .base import Backend, EngineOptions, GenRequest, RunContext
+from .base import Backend, EngineOptions, GenRequest, RunContext, incremental_chunks
 from .registry import Capabilities, EngineSpec
 
 
@@ -104,8 +104,7 @@ class LlamaCppBackend(Backend):
         llm = self.llm
         llm.reset()
         rows = []
-        head, tail = ids[: len(ids) - n + 1], ids[len(ids) - n + 1:]
-        for chunk in [head] + [[t] for t in tail]:
+        for chunk in incremental_chunks(ids, n):
             llm.eval(chunk)
             ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
             rows.append(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64))

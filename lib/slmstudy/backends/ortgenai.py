@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ModelNotFoundError
 from ..forms import ONNX
-from .base import Backend, EngineOptions, GenRequest
+from .base import Backend, EngineOptions, GenRequest, incremental_chunks
 from .registry import Capabilities, EngineSpec
 
 
@@ -67,9 +67,8 @@ class OrtGenAIBackend(Backend):
         params = og.GeneratorParams(self.model)
         params.set_search_options(max_length=len(ids) + 1)
         gen = og.Generator(self.model, params)
-        head, tail = ids[: len(ids) - n + 1], ids[len(ids) - n + 1:]
         rows = []
-        for chunk in [head] + [[t] for t in tail]:
+        for chunk in incremental_chunks(ids, n):
             gen.append_tokens(np.asarray([chunk], dtype=np.int32))
             logits = np.asarray(gen.get_logits(), dtype=np.float64)
             rows.append(logits.reshape(-1, logits.shape[-1])[-1])

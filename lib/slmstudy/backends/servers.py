@@ -49,6 +49,29 @@ def _die_with_parent():  # runs in the child between fork and exec
         pass
 
 
+def alive(pids) -> list[int]:
+    """The PIDs among `pids` that still run (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def kill_pids(pids) -> None:
+    """SIGKILL each PID still alive and reap it (a process that is already gone is fine)."""
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            p.kill()
+            p.wait(timeout=5)
+        except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
+            pass
+
+
 class ManagedServer:
     """Base: start a command, probe `/v1/models` until ready, tear the group down on exit."""
 
@@ -155,13 +178,7 @@ class ManagedServer:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             pass
-        for pid in list(self.pids):
-            try:
-                p = psutil.Process(pid)
-                p.kill()
-                p.wait(timeout=5)
-            except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
-                pass
+        kill_pids(list(self.pids))
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -171,14 +188,7 @@ class ManagedServer:
         self._log.close()
 
     def alive_pids(self) -> list[int]:
-        out = []
-        for pid in self.pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    out.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return out
+        return alive(self.pids)
 
     def __enter__(self):
         return self.start()

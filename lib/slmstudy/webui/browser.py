@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from ..backends.servers import _die_with_parent
+from ..backends.servers import _die_with_parent, kill_pids
 from ..errors import ServerError, StudyError
 from .server import ADMIN, BROWSER_SCRIPT, CHROMIUM, OpenWebUI
 from .watch import StackWatch
@@ -89,13 +89,7 @@ def _kill_all(proc: subprocess.Popen, pids) -> None:
             proc.wait(timeout=10)
         except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
             pass
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            p.kill()
-            p.wait(timeout=5)
-        except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
-            pass
+    kill_pids(pids)
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=5)

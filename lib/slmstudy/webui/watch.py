@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from ..backends.servers import alive  # noqa: F401  (re-exported: webui.alive)
+
 
 def _is_loopback(ip: str) -> bool:
     a = ipaddress.ip_address(ip.split("%")[0])
@@ -115,13 +117,3 @@ class StackWatch:
                 for name, t in self.trees.items()]
 
 
-def alive(pids) -> list[int]:
-    """The PIDs among `pids` that still run (zombies count as gone)."""
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
