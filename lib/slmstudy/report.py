@@ -499,7 +499,8 @@ def _claims_tables(summary: dict) -> list[Table]:
 def _generic_tables(section: str, summary: dict, max_cols: int = 10, max_rows: int = 40) -> list[Table]:
     """Top-level scalars as key/value rows, and a `rows` list of records as a table."""
     tables = []
-    scalars = [(k, v) for k, v in summary.items() if isinstance(v, (str, int, float, bool))]
+    scalars = [(k, v) for k, v in summary.items()
+               if isinstance(v, (str, int, float, bool)) and k != "schema_version"]
     if scalars:
         tables.append(Table(f"{section}: summary", ["key", "value"], [[k, v] for k, v in scalars]))
     rows = summary.get("rows")

@@ -97,9 +97,12 @@ def findings(summary: dict) -> str:
     out = [f"- {summary['n_claims']} claims: " + ", ".join(f"{counts.get(v, 0)} {v}"
                                                           for v in C.VERDICTS)]
     impossible = [r for r in summary["rows"] if r["verdict"] == C.IMPOSSIBLE]
-    for r in impossible:
+    for r in impossible[:5]:
         out.append(f"- **physically impossible** — {r['id']} (article {r['article']}): "
                    f"{r['quote'][:80]} → {r['evidence'][:160]}")
+    if len(impossible) > 5:
+        out.append(f"- … and {len(impossible) - 5} more physically impossible claims (the ledger "
+                   "above lists every one with its arithmetic)")
     worst = max(summary["by_article"].items(),
                 key=lambda kv: kv[1].get(C.IMPOSSIBLE, 0) + kv[1].get(C.INCONSISTENT, 0))
     out.append(f"- Most contradicted article: {worst[0]} "

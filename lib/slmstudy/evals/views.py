@@ -120,13 +120,14 @@ def findings(summary: dict, chance: dict[str, float] | None = None) -> str:
             if task in chance:
                 s += " above chance" if r["ci_low"] > chance[task] else " not above chance"
             if r.get("format_failure"):
-                s += f", {r['format_failure']} format failures"
+                k = r["format_failure"]
+                s += f", {k} format failure{'s' if k != 1 else ''}"
             parts.append(s)
         line = f"- **{task}**: " + "; ".join(parts)
         if len(rows) > 1:
             a, b = sorted(rows, key=lambda r: -(r.get("accuracy") or 0))[:2]
-            line += (f" — {a['target']} [{a['mode']}] leads; intervals "
-                     + ("do not overlap" if a["ci_low"] > b["ci_high"] else "overlap: no winner "
-                        "at this sample size"))
+            line += (f" — {a['target']} [{a['mode']}] leads (its interval clears the next one's)"
+                     if a["ci_low"] > b["ci_high"] else
+                     " — the intervals overlap: no winner at this sample size")
         out.append(line)
     return "\n".join(out)

@@ -85,8 +85,7 @@ AGREEMENT_TOL = 0.10
 def agreement_finding(gaps: list[float], against: str) -> str:
     """One sentence: the largest relative gap between our clock and `against`'s."""
     worst = max(abs(g) for g in gaps)
-    verdict = (f"over {AGREEMENT_TOL:.0%}: see the note below" if worst > AGREEMENT_TOL
-               else f"within {AGREEMENT_TOL:.0%}")
+    verdict = f"over {AGREEMENT_TOL:.0%}" if worst > AGREEMENT_TOL else f"within {AGREEMENT_TOL:.0%}"
     return f"Largest gap between our clock and {against}: **{worst:.1%}** ({verdict})"
 
 def _itl_unit(rs: list[dict]) -> str:
