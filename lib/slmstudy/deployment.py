@@ -125,9 +125,9 @@ def run_loads(engines: list[str], repetitions: int, results, *, drop_cache: bool
               log=print) -> list[dict]:
     """Cold (fresh process) and warm (this process) loads of each engine, `repetitions` each;
     one record per load, appended as it completes (a rerun resumes). Returns every load record."""
-    from .artifacts import prepare
+    from .forms import HF
 
-    tok_dir = prepare(formats=("hf",), progress=False).hf
+    tok_dir = HF.embedded()
     arts = {r["engine"]: r for r in engine_artifacts(engines)}
     done = results.done_keys()
     for e in engines:

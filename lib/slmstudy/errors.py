@@ -31,3 +31,16 @@ class ServerError(StudyError):
 
 class EngineOptionError(StudyError):
     """An engine option that the engine does not have, or a value it does not take."""
+
+
+def validation_problems(exc, noun: str, unknown_suffix: str = "") -> list[str]:
+    """A pydantic ValidationError as one line per problem, for people: `unknown <noun> 'x'`
+    (+ `unknown_suffix`, e.g. what is allowed) or `<noun> 'x': what is wrong (got …)`."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown {noun} {loc!r}{unknown_suffix}")
+        else:
+            lines.append(f"{noun} {loc!r}: {err['msg']} (got {err.get('input')!r})")
+    return lines

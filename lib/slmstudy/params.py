@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .backends import registry
-from .errors import ParamsError, StudyError
+from .errors import ParamsError, StudyError, validation_problems
 from .paths import PARAMS_DIR
 
 
@@ -169,13 +169,7 @@ def validate(notebook: str, raw: dict, source: str = "<parameters>"):
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            if err["type"] == "extra_forbidden":
-                lines.append(f"unknown key {loc!r} (allowed: {sorted(model.model_fields)})")
-            else:
-                lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        lines = validation_problems(e, "key", f" (allowed: {sorted(model.model_fields)})")
         raise ParamsError(f"invalid parameters in {source}:\n  " + "\n  ".join(lines)) from None
 
 

@@ -185,7 +185,6 @@ def gguf_replica(key: str, fmt: str = "F16", seed: int = 0, progress: bool = Tru
 
 def onnx_replica(key: str, precision: str = "int4", seed: int = 0) -> Path:
     """Random HF safetensors of the architecture → onnxruntime-genai builder (cached)."""
-    from .artifacts import prepare
 
     folder = replica_root(key) / f"onnx-{precision}-cpu"
     hf = replica_root(key) / "hf-random"
@@ -201,7 +200,9 @@ def onnx_replica(key: str, precision: str = "int4", seed: int = 0) -> Path:
                 model.save_pretrained(tmp, safe_serialization=True)
                 # The builder writes tokenizer files next to the model; any tokenizer will do for a
                 # replica, which is fed token ids and never decoded.
-                emb = prepare(formats=("hf",), progress=False).hf
+                from .forms import HF
+
+                emb = HF.embedded()
                 for f in emb.iterdir():
                     if f.name.startswith(("tokenizer", "special_tokens")):
                         shutil.copy(f, tmp / f.name)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import metrics
 from ..architecture import arch_from_config
-from ..errors import EngineOptionError, ModelNotFoundError, StudyError
+from ..errors import EngineOptionError, ModelNotFoundError, StudyError, validation_problems
 from ..resources import check_fits
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "half": 2, "float": 4}
@@ -69,16 +69,10 @@ def parse_options(engine: str, options_model: type[EngineOptions], raw: dict) ->
         return options_model.model_validate(raw)
     except ValidationError as e:
         accepted = ", ".join(sorted(options_model.model_fields))
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            if err["type"] == "extra_forbidden":
-                lines.append(f"unknown option {loc!r}")
-            else:
-                lines.append(f"option {loc!r}: {err['msg']} (got {err.get('input')!r})")
         raise EngineOptionError(
-            f"engine {engine!r}: " + "; ".join(lines) + f". Options {engine} accepts: {accepted} "
-            "(fix `options:` of this target in your params file).") from None
+            f"engine {engine!r}: " + "; ".join(validation_problems(e, "option"))
+            + f". Options {engine} accepts: {accepted} (fix "
+            "`options:` of this target in your params file).") from None
 
 
 @dataclass

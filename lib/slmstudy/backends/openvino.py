@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ModelNotFoundError, StudyError
-from ..forms import ArtifactForm
+from ..forms import HF, ArtifactForm
 from .base import Backend, EngineOptions, GenRequest, RunContext
 from .registry import Capabilities, EngineSpec
 
@@ -56,12 +56,10 @@ class OpenVINOForm(ArtifactForm):
     name = "openvino"
 
     def embedded(self) -> Path:
-        from ..artifacts import prepare
         from ..models import EMBEDDED_KEY
         from ..paths import cache_dir
 
-        hf = prepare(formats=("hf",), progress=False).hf
-        return build(hf, cache_dir() / EMBEDDED_KEY / "openvino-fp16")
+        return build(HF.embedded(), cache_dir() / EMBEDDED_KEY / "openvino-fp16")
 
     def replica(self, key: str, fmt: str) -> Path:
         raise StudyError(f"no OpenVINO replica of {key}: the openvino form is converted from real "

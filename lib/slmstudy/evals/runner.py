@@ -151,7 +151,7 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
     (slmstudy.artifacts.prepare); any other model needs a local `path` (and, for a GGUF, the
     HF `tokenizer` folder that holds its chat template). Nothing is substituted silently.
     `options`: the engine's options by name, over the section's defaults."""
-    from ..artifacts import prepare
+    from ..forms import HF
     from ..models import EMBEDDED_KEY
 
     spec = registry.get(engine)
@@ -163,7 +163,7 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
                 f"transformers/vllm, a .gguf for llamacpp, an ONNX folder for ortgenai), or use "
                 f"the embedded model {EMBEDDED_KEY!r}.")
         model_path = spec.form.embedded()
-        tok_dir = prepare(formats=("hf",), progress=False).hf
+        tok_dir = HF.embedded()  # the HF tokenizer renders the prompts for every engine
     else:
         model_path = Path(path).expanduser().resolve()
         if not model_path.exists():

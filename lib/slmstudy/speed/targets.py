@@ -13,6 +13,7 @@ from ..backends import registry
 from ..backends.base import RunContext
 from ..chat import tokenizer
 from ..errors import StudyError
+from ..forms import HF
 from ..models import EMBEDDED_KEY, REGISTRY, get_model
 from ..params import SpeedParams, SpeedTarget
 from ..resources import check_fits
@@ -47,7 +48,7 @@ def resolve_target(t: SpeedTarget) -> ResolvedTarget:
         return _resolve_local(t, opts)
     path = form.embedded()
     held, read = form.sizes(path, t.dtype)
-    return ResolvedTarget(t, path, opts, held, read, _embedded_tokenizer())
+    return ResolvedTarget(t, path, opts, held, read, HF.embedded())
 
 def _embedded_tokenizer() -> Path:
     from ..artifacts import prepare
