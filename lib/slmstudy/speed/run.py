@@ -1,5 +1,10 @@
 """Running the speed section: batch-1 and concurrent requests in-process and over HTTP, one
-record per request appended as it completes (a rerun skips records already there)."""
+record per request appended as it completes (a rerun skips records already there).
+
+Beside `samples.jsonl`, in-process runs write `energy.jsonl` (one NVML reading per timed batch
+where a GPU is there, :mod:`slmstudy.speed.energy`), `engine_config.jsonl` (each target's engine
+options and what the engine resolved them to) and, for engines with their own benchmark,
+`reference_latency.jsonl` (vLLM: `vllm bench latency`'s measurement on the same loaded engine)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,14 @@ from pathlib import Path
 from .. import metrics
 from ..backends import registry
 from ..backends.base import GenRequest
+from ..errors import StudyError
 from ..params import SpeedParams
 from ..resources import PeakRSS
 from ..results import SectionResults
 from ..schemas import SpeedRecord
 from .bandwidth import cached_bandwidth
+from .energy import EnergyMeter, append_energy, energy_keys, open_nvml
+from .quantized import with_quantized_sizes
 from .summary import bench_path, section_summary
 from .targets import ResolvedTarget, engine_options, preflight, resolve_target, run_context, salted, synthetic_prompt
 
@@ -32,22 +40,45 @@ def _record(g, *, key, target: ResolvedTarget, mode, concurrency, rep, idx, batc
     r.pop("prompt_ids", None)  # the prompt is the same for every record of a target
     return SpeedRecord.model_validate(r)
 
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+
+
+def _keys(path: Path, field: str = "target") -> set[str]:
+    if not path.is_file():
+        return set()
+    return {json.loads(x).get(field) for x in path.read_text().splitlines() if x.strip()}
+
+
 def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionResults,
                   progress=None) -> None:
-    """Load once, warm up, then repetitions × concurrency levels; records appended as they finish."""
+    """Load once, warm up, then repetitions × concurrency levels; records appended as they finish.
+    Each timed batch is metered (energy.jsonl) where NVML sees a GPU; the engine's configuration
+    and, where it has one, its own latency benchmark are recorded once per target."""
+    target = with_quantized_sizes(target)
     done = results.done_keys()
     levels = target.spec.concurrency or params.concurrency
     todo = [(c, rep) for c in levels for rep in range(params.repetitions)
             if not all(f"{target.name}/inproc/c{c}/r{rep}/{i}" in done for i in range(c))]
+    ref_file = results.dir / "reference_latency.jsonl"
     if not todo:
         return
     opts = engine_options(target, params)
     prompt = synthetic_prompt(params.prompt_tokens, target)
+    nvml, why = open_nvml() if params.device == "cuda" else (None, "not a CUDA run")
+    metered = energy_keys(results.dir)
     with PeakRSS() as mem:
         backend = registry.make_backend(target.spec.engine, target.path, options=opts,
                                         **target.backend_kw)
         load_s = backend.load()
         try:
+            resolved = getattr(backend, "resolved_config", None)
+            _append_jsonl(results.dir / "engine_config.jsonl", {
+                "target": target.name, "engine": target.spec.engine, "load_s": load_s,
+                "options": opts.model_dump(), "resolved": resolved() if resolved else None,
+                "weights_bytes": target.weights_bytes,
+                "bytes_read_per_token": target.bytes_read_per_token})
             for _ in range(params.warmup):  # full length: compiled engines build their graphs
                 backend.generate_one(GenRequest(prompt_ids=prompt, max_tokens=params.output_tokens,
                                                 force_length=True, request_id="warmup"))
@@ -56,15 +87,26 @@ def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionR
                 reqs = [GenRequest(prompt_ids=salted(prompt, 31 * rep + i + 7 * c),
                                    max_tokens=params.output_tokens, force_length=True,
                                    request_id=f"{key}/{i}") for i in range(c)]
+                meter = EnergyMeter(nvml, interval_s=0.02, why_none=why)
                 t0 = time.perf_counter_ns()
-                gens = backend.generate(reqs)
+                with meter:
+                    gens = backend.generate(reqs)
                 for i, g in enumerate(gens):
                     results.append(_record(g, key=key, target=target, mode="inproc",
                                            concurrency=c, rep=rep, idx=i, batch_t_send=t0,
                                            peak_rss=mem.sample() and mem.peak_bytes,
                                            load_s=load_s))
+                if nvml is not None and key not in metered:
+                    append_energy(results.dir, {
+                        "key": key, "target": target.name, "engine": target.spec.engine,
+                        "concurrency": c, "rep": rep, "device": nvml.name,
+                        **meter.result(sum(g.n_tokens for g in gens))})
                 if progress:
                     progress.update(1)
+            bench = getattr(backend, "reference_latency", None)
+            if bench is not None and target.name not in _keys(ref_file):
+                ref = bench(salted(prompt, 999), output_len=1)
+                _append_jsonl(ref_file, {"target": target.name, **ref})
         finally:
             backend.close()
 
@@ -115,17 +157,29 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
             bench_file.write_text(json.dumps(bench, indent=2))
 
 def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
-                http: bool = True, log=print) -> dict:
+                http: bool = True, log=print, models: set[str] | None = None,
+                targets: set[str] | None = None, stop_at: float | None = None) -> dict:
     """The whole section without a notebook (same calls, same files): for machines without
-    Jupyter, e.g. the lent GPU. `engines` limits which targets run in this call; the summary is
-    always derived from every record in the results folder."""
+    Jupyter, e.g. the lent GPU. `engines`, `models` and `targets` (target names) limit which
+    targets run in this call; no target is started once `stop_at` (time.time()) has passed (a
+    device call has a time limit; a later call resumes). The summary is always derived from
+    every record in the results folder."""
     from tqdm import tqdm
 
     preflight(params)
     bw = cached_bandwidth(results.dir / "bandwidth.json", params)
     log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
+    known = {s.name() for s in params.targets}
+    if targets and not targets <= known:
+        raise StudyError(f"no target named {sorted(targets - known)} in the params; targets: "
+                         f"{sorted(known)}")
     for spec in params.targets:
         if engines and spec.engine not in engines:
+            continue
+        if (models and spec.model not in models) or (targets and spec.name() not in targets):
+            continue
+        if stop_at is not None and time.time() > stop_at:
+            log(f"{spec.name()}: not started (the time limit of this call has passed)")
             continue
         t0 = time.perf_counter()
         target = resolve_target(spec)
@@ -150,9 +204,13 @@ def _main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(description="run the speed section headless (same records as "
                                              "notebooks/02_speed)")
-    ap.add_argument("--params", required=True, help="a params YAML (e.g. params/h100/02_speed.yaml)")
+    ap.add_argument("--params", required=True, help="a params YAML (e.g. params/gpu/02_speed.yaml)")
     ap.add_argument("--runs-root", default=None, help="results root (default build/runs)")
     ap.add_argument("--engines", default="", help="comma-separated subset of engines to run now")
+    ap.add_argument("--models", default="", help="comma-separated subset of model keys")
+    ap.add_argument("--targets", default="", help="comma-separated target names (as in records)")
+    ap.add_argument("--stop-after", type=float, default=None,
+                    help="start no new target after this many seconds (a later call resumes)")
     ap.add_argument("--no-http", action="store_true")
     a = ap.parse_args(argv)
     p = load_params("02_speed", a.params)
@@ -160,7 +218,11 @@ def _main(argv=None) -> None:
     results = SectionResults(p.run_id, "02_speed", root=root)
     write_provenance(p.run_id, provenance({"params_02_speed": p.model_dump()}), root=root)
     engines = set(filter(None, a.engines.split(","))) or None
-    summary = run_section(p, results, engines=engines, http=not a.no_http)
+    models = set(filter(None, a.models.split(","))) or None
+    targets = set(filter(None, a.targets.split(","))) or None
+    stop_at = time.time() + a.stop_after if a.stop_after else None
+    summary = run_section(p, results, engines=engines, http=not a.no_http, models=models,
+                          targets=targets, stop_at=stop_at)
     for r in summary["rows"]:
         if r["concurrency"] == 1:
             print(f"{r['target']:55s} {r['mode']:6s} ttft {r['ttft_s'] * 1e3:8.1f} ms  decode "
