@@ -54,6 +54,10 @@ left() { echo $(( ${SLM_STOP_AFTER:-100000} - ($(date +%s) - T0) )); }
 FILTER=()
 [ -n "${SLM_MODELS:-}" ] && FILTER+=(--models "$SLM_MODELS")
 [ -n "${SLM_TARGETS:-}" ] && FILTER+=(--targets "$SLM_TARGETS")
+# a copy of the records every 45 s: a call killed at its time limit still brings them back
+mkdir -p "$RUNS/$RUN_ID"
+( while sleep 45; do tar czf "$OUT/.snap.tgz" -C "$RUNS/$RUN_ID" . 2>/dev/null && mv "$OUT/.snap.tgz" "$OUT/snapshot.tgz"; done ) &
+SNAP=$!
 rc=0
 for step in ${1//,/ }; do
   if [ "$(left)" -le 0 ]; then echo "=== $step: skipped (time limit of this call) ==="; continue; fi
@@ -72,9 +76,10 @@ for step in ${1//,/ }; do
         --models "${SLM_PROFILE:-qwen25_7b}" --out "$RUNS/$RUN_ID/profile/decode_profile.jsonl" || rc=$? ;;
     *)
       python3 -m slmstudy.speed --params params/gpu/02_speed.yaml --runs-root "$RUNS" --engines "$step" \
-        "${FILTER[@]}" --stop-after "$(left)" --no-http || rc=$? ;;
+        "${FILTER[@]}" --stop-after "$(left)" --keep-going --no-http || rc=$? ;;
   esac
 done
+kill $SNAP 2>/dev/null; wait $SNAP 2>/dev/null
 cp "$OUT/device.txt" "$RUNS/$RUN_ID/device.txt" 2>/dev/null
 for f in "$S/llamacpp-build.log" "$S/gguf-prep.log"; do [ -f "$f" ] && cp "$f" "$OUT/"; done
 tar czf "$OUT/snapshot.tgz" -C "$RUNS/$RUN_ID" . && ls -la "$OUT"

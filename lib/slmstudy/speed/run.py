@@ -158,12 +158,14 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
 
 def run_section(params: SpeedParams, results: SectionResults, engines: set[str] | None = None,
                 http: bool = True, log=print, models: set[str] | None = None,
-                targets: set[str] | None = None, stop_at: float | None = None) -> dict:
+                targets: set[str] | None = None, stop_at: float | None = None,
+                keep_going: bool = False) -> dict:
     """The whole section without a notebook (same calls, same files): for machines without
     Jupyter, e.g. the lent GPU. `engines`, `models` and `targets` (target names) limit which
     targets run in this call; no target is started once `stop_at` (time.time()) has passed (a
-    device call has a time limit; a later call resumes). The summary is always derived from
-    every record in the results folder."""
+    device call has a time limit; a later call resumes); with `keep_going`, a target that fails
+    is logged to errors.jsonl and the next one runs. The summary is always derived from every
+    record in the results folder."""
     from tqdm import tqdm
 
     preflight(params)
@@ -186,7 +188,17 @@ def run_section(params: SpeedParams, results: SectionResults, engines: set[str] 
         log(f"{target.name}: artifact ready in {time.perf_counter() - t0:.0f} s")
         bar = tqdm(total=len(spec.concurrency or params.concurrency) * params.repetitions,
                    desc=target.name)
-        run_inprocess(target, params, results, progress=bar)
+        try:
+            run_inprocess(target, params, results, progress=bar)
+        except Exception as e:  # noqa: BLE001 — one target's failure must not cost the others
+            if not keep_going:
+                raise
+            import traceback
+
+            log(f"{target.name}: FAILED — {type(e).__name__}: {e}")
+            _append_jsonl(results.dir / "errors.jsonl", {
+                "target": target.name, "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc()[-4000:]})
         bar.close()
         if http and spec.engine in params.http_engines:
             run_http(target, params, results, log_dir=results.dir / "logs")
@@ -211,6 +223,8 @@ def _main(argv=None) -> None:
     ap.add_argument("--targets", default="", help="comma-separated target names (as in records)")
     ap.add_argument("--stop-after", type=float, default=None,
                     help="start no new target after this many seconds (a later call resumes)")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="log a failing target to errors.jsonl and run the next")
     ap.add_argument("--no-http", action="store_true")
     a = ap.parse_args(argv)
     p = load_params("02_speed", a.params)
@@ -222,7 +236,7 @@ def _main(argv=None) -> None:
     targets = set(filter(None, a.targets.split(","))) or None
     stop_at = time.time() + a.stop_after if a.stop_after else None
     summary = run_section(p, results, engines=engines, http=not a.no_http, models=models,
-                          targets=targets, stop_at=stop_at)
+                          targets=targets, stop_at=stop_at, keep_going=a.keep_going)
     for r in summary["rows"]:
         if r["concurrency"] == 1:
             print(f"{r['target']:55s} {r['mode']:6s} ttft {r['ttft_s'] * 1e3:8.1f} ms  decode "
