@@ -194,49 +194,7 @@ if bench:
 # expected tokens/s, and the roofline (bytes ÷ bandwidth alone) as a hard upper bound.
 
 # %%
-from slmstudy import profiling
-
-for snap in speed.snapshot_views():
-    name, gpu = snap["name"], snap["device"]
-    display(Markdown(f"### Snapshot `{name}` — {gpu}, measured bandwidth "
-                     f"{snap['bandwidth_bytes_s'] / 1e9:.0f} GB/s"))
-    snap_rows = pd.DataFrame(snap["rows"])
-    display(snap_rows[snap_rows.concurrency == 1][
-        ["target", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high", "decode_tok_s",
-         "decode_tok_s_ci_low", "decode_tok_s_ci_high", "roofline_fraction"]].round(4))
-    fig = speed.roofline_figure(snap["rows"], snap["bandwidth_bytes_s"],
-                                f"{name} ({gpu}): decode vs roofline")
-    plotting.save(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
-    plt.show()
-    if snap_rows.concurrency.max() > 1:
-        fig = speed.concurrency_figure(snap["rows"], f"{name} ({gpu}): concurrency")
-        plotting.save(fig, f"02_speed_concurrency_{name}",
-                      caption=f"{name}: throughput vs concurrency")
-        plt.show()
-    prof = snap["profile"]
-    if prof:
-        display(Markdown(
-            "#### Where a decode step's time goes (kernel profile)\n"
-            "Kernels recorded with the PyTorch profiler (CUPTI sees every kernel of the process, "
-            "llama.cpp's and vLLM's included) for a forced generation of N+1 and of 1 token; the "
-            "difference ÷ N is one decode step's kernel time. Wall time per token is from an "
-            "unprofiled run of the same length. *Roofline* = bytes read per token ÷ measured "
-            "bandwidth; *matmul kernels vs bandwidth* = that roofline time ÷ the matmul kernels' "
-            "own time. Made by `SLM_PROFILE=<model> bash scripts/gpu/h100_speed.sh <engines>` "
-            "(`slmstudy.profiling`); provenance in `profile/provenance.json`."))
-        bd = pd.DataFrame(profiling.breakdown_rows(prof)).drop(columns="_bars")
-        display(bd.round(3))
-        fig = profiling.breakdown_figure(prof, f"{name} ({gpu}): where a decode step goes")
-        plotting.save(fig, f"02_speed_breakdown_{name}",
-                      caption=f"{name}: decode step breakdown")
-        plt.show()
-        display(Markdown(profiling.findings(prof)))
-    scaled = S["snapshot_claims"].get(name) or []
-    if scaled:
-        display(pd.DataFrame(scaled)[["claim", "hardware", "claimed_tok_s", "expected_tok_s",
-                                      "roofline_tok_s", "verdict"]].round(1))
-        for r in scaled:
-            display(Markdown(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"))
+speed.show_snapshots(S["snapshot_claims"])
 
 # %%
 summary_path = results.write_summary(S)

@@ -17,9 +17,11 @@ import nbformat
 import pytest
 
 from slmstudy import claims as C
-from slmstudy import cli, report
+from slmstudy import cli, report, results, schemas
 from slmstudy.claims import ledger
+from slmstudy.errors import StudyError
 from slmstudy.paths import REPO_ROOT
+from slmstudy.schemas import SpeedRow, SpeedSummary
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -244,12 +246,17 @@ def test_snapshots_are_listed_beside_the_run_with_their_hardware(tmp_path, monke
         "time_utc": "2026-11-20T10:00:00+00:00", "git": {"commit": "abc123", "dirty": False},
         "hardware": {"cpu": "Intel Xeon Platinum 8480+", "cores_logical": 16, "ram_bytes": 128 * 2**30,
                      "gpus": [{"name": "NVIDIA H100 80GB HBM3", "driver": "550.54", "memory": "81559 MiB"}]}}))
-    row = {"target": "qwen25_7b/vllm/bfloat16/replica", "label": "replica", "mode": "inproc", "concurrency": 1,
-           "ttft_s": 0.0123, "ttft_s_ci_low": 0.012, "ttft_s_ci_high": 0.0125, "decode_tok_s": 151.2,
-           "decode_tok_s_ci_low": 150.1, "decode_tok_s_ci_high": 152.0, "roofline_fraction": 0.71,
-           "aggregate_tok_s": 151.0, "length_ok": True}
-    (snap / "02_speed" / "summary.json").write_text(json.dumps(
-        {"bandwidth": {"bandwidth_bytes_s": 3.0e12}, "rows": [row]}))
+    row = SpeedRow(
+        target="qwen25_7b/vllm/bfloat16/replica", engine="vllm", model="qwen25_7b", label="replica",
+        mode="inproc", concurrency=1, n_requests=3, length_ok=True, weights_bytes=15_231_233_024,
+        bytes_read_per_token=14_166_000_000, load_s=60.0, peak_rss_bytes=2**30, itl_p50_s=0.0066,
+        itl_p90_s=0.0067, itl_p99_s=0.0070, itl_per="token", chars_per_s=None, aggregate_tok_s=151.0,
+        ttft_s=0.0123, ttft_s_ci_low=0.012, ttft_s_ci_high=0.0125, decode_tok_s=151.2,
+        decode_tok_s_ci_low=150.1, decode_tok_s_ci_high=152.0, e2e_s=1.7, e2e_s_ci_low=1.69,
+        e2e_s_ci_high=1.71, cv_decode=0.004, roofline_tok_s=212.0, roofline_fraction=0.71)
+    summary = SpeedSummary(bandwidth={"bandwidth_bytes_s": 3.0e12}, rows=[row], llamacpp_clock_agreement=[],
+                           vllm_bench_validation=[], snapshot_claims={}, params={})
+    (snap / "02_speed" / "summary.json").write_text(summary.model_dump_json())
     index = report.build_report("snaptest", results=[], snapshot_dirs=[snap], out_dir=tmp_path / "report")
     text = index.read_text(encoding="utf-8")
     assert "results/h100-demo" in text
@@ -260,6 +267,23 @@ def test_snapshots_are_listed_beside_the_run_with_their_hardware(tmp_path, monke
     assert "No notebooks were executed" in text
     assert "judged when this report was written" in text  # no 00_claims results in this run
     assert_offline(index)
+
+
+def test_a_summary_that_does_not_fit_its_schema_is_refused_naming_file_and_field(tmp_path):
+    (tmp_path / "02_speed").mkdir()
+    (tmp_path / "02_speed" / "summary.json").write_text(json.dumps(
+        {"schema_version": 1, "bandwidth": {}, "rows": [{"target": "x"}]}))
+    with pytest.raises(StudyError, match=r"summary.json: does not fit the 02_speed summary schema.*rows\.0\.mode"):
+        results.load_sections(tmp_path)
+
+
+def test_a_schema_0_speed_summary_is_upgraded_with_the_missing_fields_named():
+    data = json.loads((REPO_ROOT / "results" / "h100-2026-11-25" / "02_speed" / "summary.json").read_text())
+    assert "schema_version" not in data  # the committed H100 snapshot predates the schemas
+    upgraded = schemas.parse_summary("02_speed", data)
+    assert upgraded.schema_version == schemas.SCHEMA_VERSION
+    assert {r.itl_per for r in upgraded.rows} == {"not recorded (schema 0)"}
+    assert [r.decode_tok_s for r in upgraded.rows] == [r["decode_tok_s"] for r in data["rows"]]
 
 
 def test_strip_external_removes_network_scripts_and_links_only():

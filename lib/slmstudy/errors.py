@@ -42,5 +42,7 @@ def validation_problems(exc, noun: str, unknown_suffix: str = "") -> list[str]:
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown {noun} {loc!r}{unknown_suffix}")
         else:
-            lines.append(f"{noun} {loc!r}: {err['msg']} (got {err.get('input')!r})")
+            got = repr(err.get("input"))
+            got = got if len(got) <= 80 else got[:77] + "..."
+            lines.append(f"{noun} {loc!r}: {err['msg']} (got {got})")
     return lines

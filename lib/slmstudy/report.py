@@ -31,8 +31,10 @@ from typing import Any, Iterable
 
 import yaml
 
-from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, RESULTS_DIR, cache_dir, runs_dir
+from . import results as _results
+from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, cache_dir, runs_dir
 from .provenance import hardware_label
+from .results import Snapshot, load_sections, load_snapshot
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 NOTEBOOK_NAME = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
@@ -425,43 +427,6 @@ def artifact_rows(root: Path | None = None) -> list[dict]:
     return rows
 
 
-@dataclass
-class Snapshot:
-    """A committed result set (results/<name>/): same layout as a run dir, plus provenance."""
-
-    name: str
-    path: Path
-    provenance: dict | None
-    sections: dict[str, dict]  # section -> summary.json
-
-    @property
-    def hardware(self) -> str:
-        return hardware_label(self.provenance)
-
-
-def load_sections(run_root: Path) -> dict[str, dict]:
-    out = {}
-    if run_root.is_dir():
-        for s in sorted(run_root.glob("*/summary.json")):
-            data = _read_json(s)
-            if data is not None:
-                out[s.parent.name] = data
-    return out
-
-
-def load_snapshot(path: Path) -> Snapshot:
-    path = Path(path)
-    return Snapshot(name=path.name, path=path, provenance=_read_json(path / "provenance.json"),
-                    sections=load_sections(path))
-
-
-def default_snapshot_dirs() -> list[Path]:
-    if not RESULTS_DIR.is_dir():
-        return []
-    return sorted(p for p in RESULTS_DIR.iterdir()
-                  if p.is_dir() and ((p / "provenance.json").is_file() or any(p.glob("*/summary.json"))))
-
-
 # ---------------------------------------------------------------------------------- headlines
 
 
@@ -752,7 +717,7 @@ def build_report(run_id: str, results: list[NotebookStatus] | None = None,
             results = [status_from_executed(p, run_id) for p in sorted(executed_dir(run_id).glob("*.ipynb"))]
     results = list(results)
     scenario = scenario or record.get("scenario") or next((s.scenario for s in results if s.scenario), None)
-    snapshot_dirs = default_snapshot_dirs() if snapshot_dirs is None else snapshot_dirs
+    snapshot_dirs = _results.snapshot_dirs() if snapshot_dirs is None else snapshot_dirs
     snapshots = [load_snapshot(Path(p)) for p in snapshot_dirs]
     run_root = runs_dir() / run_id
     prov, prov_source = _run_provenance(record, run_root)

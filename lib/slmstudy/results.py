@@ -13,12 +13,13 @@ import json
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import StudyError
-from .paths import runs_dir
+from .errors import StudyError, validation_problems
+from .paths import RESULTS_DIR, runs_dir
 
 
 def _clean(obj):
@@ -103,9 +104,75 @@ class SectionResults:
         os.replace(tmp, self.summary_path)
         return self.summary_path
 
-    def read_summary(self, schema: type[BaseModel] | None = None) -> dict:
-        data = json.loads(self.summary_path.read_text(encoding="utf-8"))
-        return schema.model_validate(data).model_dump() if schema is not None else data
+    def read_summary(self) -> dict:
+        """This section's summary.json, parsed through its schema (`schemas.SUMMARY_SCHEMAS`)."""
+        return load_summary(self.summary_path)
+
+
+def load_summary(path: Path) -> dict:
+    """A `<section>/summary.json`, parsed through the section's schema (older schema versions
+    upgraded by `schemas.upgrade`); a section without a schema is read as plain JSON."""
+    from . import schemas
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StudyError(f"{path}: cannot read the summary ({e}); rerun its notebook") from e
+    section = path.parent.name
+    if section not in schemas.SUMMARY_SCHEMAS:
+        return data
+    try:
+        return schemas.parse_summary(section, data).model_dump()
+    except ValidationError as e:
+        raise StudyError(f"{path}: does not fit the {section} summary schema — "
+                         f"{'; '.join(validation_problems(e, 'field')[:5])}; rerun its notebook to rewrite it") from e
+
+
+def load_sections(run_root: Path) -> dict[str, dict]:
+    """Every section summary of a run folder (or committed snapshot), by section name."""
+    run_root = Path(run_root)
+    return {p.parent.name: load_summary(p) for p in sorted(run_root.glob("*/summary.json"))} \
+        if run_root.is_dir() else {}
+
+
+@dataclass
+class Snapshot:
+    """A committed result set (results/<name>/): the layout of a run folder, plus provenance."""
+
+    name: str
+    path: Path
+    provenance: dict
+    sections: dict[str, dict]  # section -> its parsed summary.json
+
+    @property
+    def hardware(self) -> str:
+        from .provenance import hardware_label
+
+        return hardware_label(self.provenance)
+
+    @property
+    def device(self) -> str:
+        from .provenance import device_label
+
+        return device_label(self.provenance)
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    path = Path(path)
+    prov = path / "provenance.json"
+    return Snapshot(name=path.name, path=path,
+                    provenance=json.loads(prov.read_text(encoding="utf-8")) if prov.is_file() else {},
+                    sections=load_sections(path))
+
+
+def snapshot_dirs(root: Path | None = None) -> list[Path]:
+    """The committed snapshots under results/ (folders with a provenance or a section summary)."""
+    root = Path(root or RESULTS_DIR)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and ((p / "provenance.json").is_file() or any(p.glob("*/summary.json"))))
 
 
 def write_provenance(run_id: str, block: dict, root: Path | None = None) -> Path:

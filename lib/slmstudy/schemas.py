@@ -5,7 +5,8 @@ Every record line of a `samples.jsonl` and every `summary.json` is written throu
 ``schema_version``; readers parse through the same schema (``records(schema)``), so a field that
 changes name or type is an error at the writer, not a silent gap in a table.
 
-SCHEMA_VERSION history: 1 — the first typed version (fields as written by v1 of the study).
+SCHEMA_VERSION history: 0 — files written before the schemas (no ``schema_version`` key; the committed
+H100 snapshot): :func:`upgrade` reads them; 1 — the first typed version.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class QualitySample(_Typed):
     sample_id: str
     meta: dict[str, Any]
     messages: list[dict[str, Any]]
+    prompt: str | None = None  # the plain-text prompt of a text-format protocol, as given
     prompt_text: str
     n_prompt: int
     prompt_ids_sha256: str
@@ -150,15 +152,66 @@ class SpeedSummary(_Typed):
     params: dict[str, Any]
 
 
+class QualityRow(BaseModel):
+    """One row of a quality summary (evals.runner.summarize_records): counts per verdict,
+    accuracy with its Wilson interval, speed. Extra keys are allowed for the group fields (task,
+    target, mode, level, category, …) and for each named verdict's ``<name>_accuracy`` set."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int
+    correct: int
+    wrong: int
+    format_failure: int
+    timeout: int
+    crash: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    answered: int
+    accuracy_answered: float | None
+    format_failure_rate: float | None
+    ttft_s: float | None = None
+    decode_tok_s: float | None = None
+    n_tokens_mean: float | None = None
+    hit_max_tokens: int = 0
+
+
 class QualitySummary(_Typed):
-    """summary.json of a quality section (03, 04, 05): rows by task × target × mode."""
+    """summary.json of a quality section: rows by task × target × mode, and each target's files.
+    Each section's subclass below names its own breakdowns."""
 
-    model_config = ConfigDict(extra="allow")  # each section adds its own breakdowns
-
-    rows: list[dict[str, Any]]
+    rows: list[QualityRow]
     n_records: int
     verdicts: list[str]
     params: dict[str, Any]
+    targets: list[dict[str, Any]] = []
+    data: dict[str, Any] = {}
+
+
+class ChineseSummary(QualitySummary):
+    """03_chinese_quality: how often generation and log-likelihood agree, the answer letters each
+    target picks, the rubric's checks by kind, and the open tasks by category."""
+
+    mode_agreement: list[dict[str, Any]]
+    subject_means: list[dict[str, Any]] = []
+    protocols: list[dict[str, Any]] = []
+    letter_distribution: list[dict[str, Any]]
+    rubric_breakdown: list[dict[str, Any]]
+    by_category: list[QualityRow]
+    zh_tasks_sha256: str
+
+
+class MathSummary(QualitySummary):
+    """04_math: MATH-500 by difficulty level."""
+
+    math500_by_level: list[QualityRow]
+
+
+class CodeSummary(QualitySummary):
+    """05_code: the sandbox layers the programs ran under."""
+
+    sandbox_layers: list[str]
 
 
 class LoadRecord(_Typed):
@@ -209,3 +262,30 @@ class ClaimsSummary(_Typed):
     rows: list[dict[str, Any]]
     arch: dict[str, Any]
     params: dict[str, Any]
+
+
+SUMMARY_SCHEMAS: dict[str, type[BaseModel]] = {
+    "00_claims": ClaimsSummary, "01_deployment": DeploymentSummary, "02_speed": SpeedSummary,
+    "03_chinese_quality": ChineseSummary, "04_math": MathSummary, "05_code": CodeSummary,
+}
+
+
+def upgrade(section: str, data: dict) -> dict:
+    """A summary of an older schema version, brought to the current one. Version 0 speed
+    summaries lack the ITL unit (made before it was recorded) and the two later blocks."""
+    if data.get("schema_version", 0) >= SCHEMA_VERSION:
+        return data
+    data = {**data, "schema_version": SCHEMA_VERSION}
+    if section == "02_speed":
+        data.setdefault("vllm_bench_validation", [])
+        data.setdefault("snapshot_claims", {})
+        data["rows"] = [{"itl_per": "not recorded (schema 0)", **r} for r in data.get("rows", [])]
+    return data
+
+
+def parse_summary(section: str, data: dict) -> BaseModel:
+    """A section's summary.json through its schema (older versions upgraded first)."""
+    schema = SUMMARY_SCHEMAS.get(section)
+    if schema is None:
+        raise KeyError(f"no summary schema for section {section!r}; sections: {sorted(SUMMARY_SCHEMAS)}")
+    return schema.model_validate(upgrade(section, data))

@@ -10,26 +10,18 @@ Assumption, stated with every number: the fixed part is no smaller on the other 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..paths import RESULTS_DIR
+from ..results import Snapshot, load_snapshot, snapshot_dirs
 from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL
 
 FOUR_BIT = ("q4_k_m", "q4_0", "awq", "gptq", "int4")
 
 
-def snapshots(root: Path = RESULTS_DIR) -> list[Path]:
-    """Committed result snapshots that hold a speed summary."""
-    return sorted(p.parent.parent for p in root.glob("*/02_speed/summary.json"))
-
-
-def load_snapshot(folder: Path) -> dict:
-    s = json.loads((folder / "02_speed" / "summary.json").read_text())
-    prov = folder / "provenance.json"
-    s["provenance"] = json.loads(prov.read_text()) if prov.is_file() else {}
-    s["name"] = folder.name
-    return s
+def snapshots(root: Path = RESULTS_DIR) -> list[Snapshot]:
+    """Committed result snapshots that hold a speed summary (loaded by `results.load_snapshot`)."""
+    return [snap for snap in map(load_snapshot, snapshot_dirs(root)) if "02_speed" in snap.sections]
 
 
 def _precision_class(precision: str | None) -> set[str]:
@@ -42,17 +34,18 @@ def _row_class(row: dict) -> str:
     return "4-bit" if "Q4" in row["target"].upper().split("/")[2] else "16-bit"
 
 
-def best_row(snapshot: dict, model: str, precision_class: str) -> dict | None:
-    """The fastest batch-1 in-process row for this model in this precision class."""
-    rows = [r for r in snapshot["rows"] if r["model"] == model and r["concurrency"] == 1
+def best_row(speed: dict, model: str, precision_class: str) -> dict | None:
+    """The fastest batch-1 in-process row of a speed summary for this model in this precision class."""
+    rows = [r for r in speed["rows"] if r["model"] == model and r["concurrency"] == 1
             and r["mode"] == "inproc" and r.get("decode_tok_s") and _row_class(r) == precision_class]
     return max(rows, key=lambda r: r["decode_tok_s"], default=None)
 
 
-def scale_claims(snapshot: dict, claims, hardware: dict) -> list[dict]:
+def scale_claims(snapshot: Snapshot, claims, hardware: dict) -> list[dict]:
     """For each decode tok/s claim on a GPU with a known bandwidth: the expectation from the
     snapshot's fastest engine (two-term model above) and the roofline bound, with the arithmetic."""
-    bw_measured = snapshot["bandwidth"]["bandwidth_bytes_s"]
+    speed = snapshot.sections["02_speed"]
+    bw_measured = speed["bandwidth"]["bandwidth_bytes_s"]
     out = []
     for c in claims:
         if c.metric != "decode_tok_s" or not c.hardware or c.hardware not in hardware:
@@ -63,7 +56,7 @@ def scale_claims(snapshot: dict, claims, hardware: dict) -> list[dict]:
             continue
         cands = []  # the precisions the claim allows; the fastest expectation is kept
         for cls in sorted(_precision_class(c.precision)):
-            row = best_row(snapshot, c.model, cls)
+            row = best_row(speed, c.model, cls)
             if not row:
                 continue
             nbytes = row["bytes_read_per_token"]
@@ -85,7 +78,7 @@ def scale_claims(snapshot: dict, claims, hardware: dict) -> list[dict]:
             "claimed_tok_s": c.value, "expected_tok_s": expected, "roofline_tok_s": bound,
             "verdict": verdict, "basis": row["target"],
             "arithmetic": (
-                f"{snapshot['name']}: {row['target']} {row['decode_tok_s']:.1f} tok/s → "
+                f"{snapshot.name}: {row['target']} {row['decode_tok_s']:.1f} tok/s → "
                 f"{t_step * 1e3:.2f} ms/token, of which {nbytes / bw_measured * 1e3:.2f} ms moves "
                 f"{nbytes / 1e9:.2f} GB at {bw_measured / 1e9:.0f} GB/s and {t_fixed * 1e3:.2f} ms is "
                 f"fixed. {hw.name} ({bw:.0f} GB/s): {t_fixed * 1e3:.2f} + {nbytes / 1e9:.2f}/{bw:.0f}"

@@ -10,11 +10,14 @@ write the same summary (:func:`section_summary`).
     run         in-process and HTTP runs, the headless section
     summary     summaries, the engines' own clocks, GPU snapshots, findings
     figures     roofline and concurrency figures
+    snapshots   committed GPU snapshots, shown with their profiles and scaled claims
 """
 
 from .bandwidth import cached_bandwidth, measure_bandwidth
 from .figures import concurrency_figure, roofline_figure
 from .run import run_http, run_inprocess, run_section
+from .snapshots import show as show_snapshots
+from .snapshots import views as snapshot_views
 from .summary import (
                       AGREEMENT_TOL,
                       agreement_finding,
@@ -23,7 +26,6 @@ from .summary import (
                       llamacpp_clock_agreement,
                       section_summary,
                       snapshot_claims,
-                      snapshot_views,
                       summarize,
                       vllm_bench_results,
 )
@@ -43,5 +45,5 @@ __all__ = ["AGREEMENT_TOL", "ResolvedTarget", "agreement_finding", "cached_bandw
            "check_targets_fit", "compare_with_vllm_bench", "concurrency_figure", "engine_options",
            "findings", "llamacpp_clock_agreement", "measure_bandwidth", "preflight",
            "resolve_target", "roofline_figure", "run_context", "run_http", "run_inprocess",
-           "run_section", "salted", "section_summary", "snapshot_claims", "snapshot_views",
+           "run_section", "salted", "section_summary", "show_snapshots", "snapshot_claims", "snapshot_views",
            "summarize", "synthetic_prompt", "target_table", "vllm_bench_results"]

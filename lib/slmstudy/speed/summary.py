@@ -122,8 +122,7 @@ def snapshot_claims() -> dict[str, list[dict]]:
     from ..claims import scaling
 
     claims, hardware = claims_mod.load_claims(), claims_mod.load_hardware()
-    return {f.name: scaling.scale_claims(scaling.load_snapshot(f), claims, hardware)
-            for f in scaling.snapshots()}
+    return {snap.name: scaling.scale_claims(snap, claims, hardware) for snap in scaling.snapshots()}
 
 def section_summary(results: SectionResults, params: SpeedParams, bw: dict) -> SpeedSummary:
     """The speed section's summary.json, derived from every record in the results folder: the
@@ -134,21 +133,6 @@ def section_summary(results: SectionResults, params: SpeedParams, bw: dict) -> S
                         llamacpp_clock_agreement=llamacpp_clock_agreement(records),
                         vllm_bench_validation=vllm_bench_results(results, rows),
                         snapshot_claims=snapshot_claims(), params=params.model_dump())
-
-def snapshot_views() -> list[dict]:
-    """Each committed GPU snapshot as the notebook shows it: name, device, bandwidth, rows,
-    its kernel profile if it has one."""
-    from .. import profiling
-    from ..claims import scaling
-    from ..provenance import device_label
-
-    out = []
-    for folder in scaling.snapshots():
-        snap = scaling.load_snapshot(folder)
-        out.append({"name": snap["name"], "device": device_label(snap["provenance"]),
-                    "bandwidth_bytes_s": snap["bandwidth"]["bandwidth_bytes_s"],
-                    "rows": snap["rows"], "profile": profiling.load_profile(folder)})
-    return out
 
 def findings(summary: dict) -> str:
     """The section's findings, generated from its summary (markdown bullets)."""

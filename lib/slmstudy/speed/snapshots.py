@@ -1,0 +1,67 @@
+"""Committed GPU snapshots (results/<name>/) as the speed notebook shows them: each one's batch-1
+table, roofline and concurrency figures, its kernel profile where it has one, and the articles'
+GPU claims scaled from it (`claims.scaling`). The notebook calls :func:`show` in one line."""
+
+from __future__ import annotations
+
+from .. import plotting, profiling
+from ..claims import scaling
+
+BATCH1_COLUMNS = ["target", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_high", "decode_tok_s",
+                  "decode_tok_s_ci_low", "decode_tok_s_ci_high", "roofline_fraction"]
+CLAIM_COLUMNS = ["claim", "hardware", "claimed_tok_s", "expected_tok_s", "roofline_tok_s", "verdict"]
+PROFILE_INTRO = (
+    "#### Where a decode step's time goes (kernel profile)\n"
+    "Kernels recorded with the PyTorch profiler (CUPTI sees every kernel of the process, "
+    "llama.cpp's and vLLM's included) for a forced generation of N+1 and of 1 token; the "
+    "difference ÷ N is one decode step's kernel time. Wall time per token is from an "
+    "unprofiled run of the same length. *Roofline* = bytes read per token ÷ measured "
+    "bandwidth; *matmul kernels vs bandwidth* = that roofline time ÷ the matmul kernels' "
+    "own time. Made by `SLM_PROFILE=<model> bash scripts/gpu/h100_speed.sh <engines>` "
+    "(`slmstudy.profiling`); provenance in `profile/provenance.json`.")
+
+
+def views() -> list[dict]:
+    """Each committed GPU snapshot: name, device, measured bandwidth, summary rows, kernel profile."""
+    out = []
+    for snap in scaling.snapshots():
+        speed = snap.sections["02_speed"]
+        out.append({"name": snap.name, "device": snap.device,
+                    "bandwidth_bytes_s": speed["bandwidth"]["bandwidth_bytes_s"],
+                    "rows": speed["rows"], "profile": profiling.load_profile(snap.path)})
+    return out
+
+
+def show(snapshot_claims: dict[str, list[dict]]) -> None:
+    """Display every snapshot (tables, figures saved with captions, profile, scaled claims);
+    `snapshot_claims` is the speed summary's block of the same name."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    from .figures import concurrency_figure, roofline_figure
+
+    for snap in views():
+        name, gpu, bw = snap["name"], snap["device"], snap["bandwidth_bytes_s"]
+        display(Markdown(f"### Snapshot `{name}` — {gpu}, measured bandwidth {bw / 1e9:.0f} GB/s"))
+        rows = pd.DataFrame(snap["rows"])
+        display(rows[rows.concurrency == 1][BATCH1_COLUMNS].round(4))
+        fig = roofline_figure(snap["rows"], bw, f"{name} ({gpu}): decode vs roofline")
+        plotting.save(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
+        plt.show()
+        if rows.concurrency.max() > 1:
+            fig = concurrency_figure(snap["rows"], f"{name} ({gpu}): concurrency")
+            plotting.save(fig, f"02_speed_concurrency_{name}", caption=f"{name}: throughput vs concurrency")
+            plt.show()
+        if snap["profile"]:
+            display(Markdown(PROFILE_INTRO))
+            display(pd.DataFrame(profiling.breakdown_rows(snap["profile"])).drop(columns="_bars").round(3))
+            fig = profiling.breakdown_figure(snap["profile"], f"{name} ({gpu}): where a decode step goes")
+            plotting.save(fig, f"02_speed_breakdown_{name}", caption=f"{name}: decode step breakdown")
+            plt.show()
+            display(Markdown(profiling.findings(snap["profile"])))
+        scaled = snapshot_claims.get(name) or []
+        if scaled:
+            display(pd.DataFrame(scaled)[CLAIM_COLUMNS].round(1))
+            display(Markdown("\n".join(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"
+                                       for r in scaled)))
