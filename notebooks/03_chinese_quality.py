@@ -20,10 +20,12 @@
 # skill, no protocol, no intervals. Here the same kinds of question are asked of every model ×
 # engine with **greedy decoding**, and every answer is scored by a program:
 #
-# - **CMMLU** and **C-Eval** multiple choice (subsets stratified by subject), scored two ways:
-#   *generative* (the letter extracted from the free answer; none found = **format failure**,
-#   counted apart from wrong answers) and *log-likelihood* (which of A/B/C/D the model finds most
-#   likely after `答案：`, read from the engine's logits);
+# - **CMMLU** and **C-Eval** multiple choice (subsets stratified by subject), each under two
+#   **named protocols** (table below): lm-evaluation-harness's own `cmmlu` / `ceval-valid` at
+#   5 shots (plain text, the subject's description, dev-split shots, the answer the most likely of
+#   " A" … " D", read from the engine's logits) — the way published base-model scores are made —
+#   and a *generative* variant in the model's chat template (the letter extracted from the free
+#   answer; none found = **format failure**, counted apart from wrong answers);
 # - the project's own task set `data/zh_tasks.yaml` (daily QA, festival greetings, instructions
 #   with format constraints, table reading, reasoning), each with a programmatic rubric: expected
 #   facts present, wrong associations absent, format obeyed, language right, question not echoed.
@@ -36,8 +38,10 @@
 import pandas as pd
 from IPython.display import display
 
-from slmstudy import datasets, plotting
-from slmstudy.evals import chinese, runner, views
+from slmstudy import datasets, forms, plotting
+from slmstudy.evals import chinese, protocols, runner, views
+from slmstudy.evals import peer as peer_mod
+from slmstudy.models import EMBEDDED_KEY
 from slmstudy.params import validate
 from slmstudy.results import SectionResults
 
@@ -49,8 +53,9 @@ threads = 1  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 cmmlu_n = 24  # CMMLU test items, spread evenly over the 67 subjects
 ceval_n = 12  # C-Eval val items, spread evenly over the 52 subjects
-shots = 0  # few-shot examples per question, from the same subject's dev split (0-5)
+shots = 5  # few-shot examples per question, from the same subject's dev split (0-5; lm-eval: 5)
 mc_max_tokens = 24  # generation budget for a multiple-choice answer, tokens
+peer_lmeval = True  # lm-eval scores the same log-likelihood items; compared item by item
 zh_tasks = True  # run the project's own rubric tasks (data/zh_tasks.yaml)
 zh_categories = None  # restrict to these categories (None: all)
 zh_max_tokens = 192  # generation budget for an own task, tokens
@@ -62,7 +67,7 @@ targets = [  # model × engine; generate: score free answers; loglik: A-D by nex
 # %%
 P = validate("03_chinese_quality", dict(
     run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, cmmlu_n=cmmlu_n,
-    ceval_n=ceval_n, shots=shots, mc_max_tokens=mc_max_tokens, zh_tasks=zh_tasks,
+    ceval_n=ceval_n, shots=shots, mc_max_tokens=mc_max_tokens, peer_lmeval=peer_lmeval, zh_tasks=zh_tasks,
     zh_categories=zh_categories, zh_max_tokens=zh_max_tokens, targets=targets))
 SECTION = "03_chinese_quality"
 results = SectionResults(P.run_id, SECTION)
@@ -70,18 +75,28 @@ tasks = chinese.build_tasks(P)  # data files are checked against MANIFEST.json s
 data_used = datasets.provenance([n for n in ("cmmlu", "ceval") if getattr(P, f"{n}_n")], P.data_dir)
 runner.write_section_provenance(results, P.model_dump(), data_used)
 plotting.setup_style()
-pd.DataFrame([{"task": t.name, "mode": t.mode, "samples": len(t.samples),
-               "max_tokens": t.max_tokens, "config": t.config_id} for t in tasks])
+display(pd.DataFrame([{"task": t.name, "mode": t.mode, "protocol": t.protocol, "samples": len(t.samples),
+                       "max_tokens": t.max_tokens, "config": t.config_id} for t in tasks]))
+
+# %% [markdown]
+# ### The protocols, as written down in `slmstudy.evals.protocols`
+# Each record carries its protocol id (`config.protocol`); a score is only comparable with a
+# published one made under the same protocol.
+
+# %%
+pd.DataFrame(protocols.table(sorted({t.protocol for t in tasks if t.protocol})))
 
 # %% [markdown]
 # ## What the model sees
-# The chat template is rendered once with the model's own tokenizer; the same token ids go to
-# every engine. One CMMLU prompt as rendered:
+# The prompt is rendered once with the model's own tokenizer; the same token ids go to every
+# engine. One CMMLU prompt of each protocol, as the engines see it (the generative one through
+# the chat template, lm-eval's as plain text):
 
 # %%
-first_mc = next((t for t in tasks if t.mode == "generate" and t.name != "zh_tasks"), tasks[0])
 spec0 = P.targets[0]
-print(runner.prompt_text(runner.target_from_spec(spec0, P), first_mc, first_mc.samples[0]))
+for t in [t for t in tasks if t.name == "cmmlu"][:2]:
+    print(f"--- {t.protocol} ---")
+    print(runner.prompt_text(runner.target_from_spec(spec0, P), t, t.samples[0]))
 
 # %% [markdown]
 # ## Run: every target over every task
@@ -117,11 +132,38 @@ plotting.save(fig, "03_chinese_accuracy", caption="Accuracy with 95% CI per task
 plt.show()
 
 # %% [markdown]
-# ## Generative vs log-likelihood scoring
-# The same items scored two ways. Low agreement with a better log-likelihood score says the
-# model "knows" more than it manages to write in the asked format; agreement between two engines'
-# log-likelihoods checks the engines against each other (same weights, different kernels and
-# quantization).
+# ## A peer no one here wrote: lm-evaluation-harness on the same items
+# lm-eval runs its **own** `cmmlu_<subject>` / `ceval-valid_<subject>` task files (included from
+# the installed package: its description, template, first_n shot sampler and `acc`), on its HF
+# backend, offline, over exactly these items (only the data source is replaced by local files).
+# Per target: how many of the study's prompts are byte-identical to lm-eval's contexts, and how
+# often both chose the same letter; the items that differ are listed with the largest
+# log-likelihood gap between the two. Reproduce: `slmstudy.evals.peer.section_peer` (cached in
+# `peer_lmeval.json` beside the samples).
+
+# %%
+peer = (peer_mod.section_peer(tasks, records, results.dir, forms.HF.embedded(), model=EMBEDDED_KEY,
+                              num_fewshot=P.shots) if P.peer_lmeval else None)
+if peer:
+    display(pd.DataFrame(peer["by_target"]).round(4))
+    display(pd.DataFrame(peer["differ"]).round(4) if peer["differ"] else "no item differs")
+
+# %% [markdown]
+# ## Averaged over items and over subjects
+# lm-eval's `cmmlu` / `ceval-valid` group score is the mean over items; the benchmarks' papers
+# report the mean of per-subject accuracies. On a stratified subset both are shown.
+
+# %%
+display(pd.DataFrame(chinese.subject_means(records)).round(3))
+
+# %% [markdown]
+# ## Paired agreement: engines and protocols on the same items
+# Every pair of (target × mode) on the same items: the share of identical answers, each one's
+# accuracy, and McNemar's exact test on the items only one of them got right (a small p says
+# the accuracies differ beyond chance), with the paired difference and its 95% interval. Two
+# engines' log-likelihoods of the same weights should agree almost everywhere; low agreement
+# between the generative and the log-likelihood protocol says the model "knows" more than it
+# manages to write in the asked format.
 
 # %%
 display(pd.DataFrame(chinese.mode_agreement(records)).round(3))
@@ -154,13 +196,7 @@ display(views.examples([r for r in records if r["mode"] == "generate"
 views.examples(zh_records, n=8)
 
 # %%
-summary_path = results.write_summary(runner.section_summary(
-    records, P.model_dump(), extra={
-        "targets": target_infos, "mode_agreement": chinese.mode_agreement(records),
-        "letter_distribution": chinese.letter_distribution(records),
-        "rubric_breakdown": chinese.rubric_breakdown(zh_records),
-        "by_category": runner.summarize(zh_records, by=("target", "meta.category")),
-        "data": data_used, "zh_tasks_sha256": chinese.load_zh_tasks()["sha256"]}))
+summary_path = results.write_summary(chinese.section_summary(records, P, target_infos, data_used, peer))
 print(f"summary: {summary_path}  ({len(records)} samples)")
 
 # %% [markdown]

@@ -20,9 +20,12 @@
 # with any confidence. Here the models answer seeded subsets of two public benchmarks with greedy
 # decoding, and each answer is extracted and compared by program:
 #
-# - **GSM8K** (grade-school word problems): the model is asked to end with `#### <number>`.
-#   *Strict* takes the number after `####` (none = **format failure**); *flexible* takes the last
-#   number in the output (as lm-evaluation-harness does). Both are reported.
+# - **GSM8K** (grade-school word problems) under two **named protocols** (table below): task
+#   `gsm8k` is lm-evaluation-harness's own `gsm8k` — plain text, 5 train-split exemplars drawn as
+#   lm-eval draws them, the generation cut at "Question:", lm-eval's exact match — the way
+#   published GSM8K scores are made; task `gsm8k_chat` asks the model, in its chat template, to
+#   end with `#### <number>`. *Strict* takes the number after `####` (none = **format failure**);
+#   *flexible* takes the last number in the output. Both are reported.
 # - **MATH-500** (competition problems, levels 1–5): the last `\boxed{}` is compared with the gold
 #   answer by normalisation, then math-verify, then a safe sympy check. No box = format failure.
 #   The subset is stratified by level, so accuracy can be read per level.
@@ -33,8 +36,8 @@
 import pandas as pd
 from IPython.display import display
 
-from slmstudy import datasets, plotting
-from slmstudy.evals import mathx, runner, views
+from slmstudy import datasets, plotting, schemas
+from slmstudy.evals import mathx, protocols, runner, views
 from slmstudy.params import validate
 from slmstudy.results import SectionResults
 
@@ -45,7 +48,8 @@ seed = 0  # subset sampling and generation seed (decoding is greedy)
 threads = 1  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 gsm8k_n = 15  # GSM8K test items (seeded random subset)
-gsm8k_shots = 0  # worked examples shown first (GSM8K items, excluded from scoring; 0-8)
+gsm8k_shots = 5  # lm-eval gsm8k: train-split exemplars drawn as lm-eval draws them (0-8)
+gsm8k_chat = True  # also the 0-shot chat variant (task gsm8k_chat)
 gsm8k_max_tokens = 256  # generation budget per GSM8K answer, tokens
 math500_n = 10  # MATH-500 items, spread evenly over levels 1-5
 math500_max_tokens = 320  # generation budget per MATH answer, tokens
@@ -56,7 +60,7 @@ targets = [  # model × engine whose answers are scored
 # %%
 P = validate("04_math", dict(
     run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, gsm8k_n=gsm8k_n,
-    gsm8k_shots=gsm8k_shots, gsm8k_max_tokens=gsm8k_max_tokens, math500_n=math500_n,
+    gsm8k_shots=gsm8k_shots, gsm8k_chat=gsm8k_chat, gsm8k_max_tokens=gsm8k_max_tokens, math500_n=math500_n,
     math500_max_tokens=math500_max_tokens, targets=targets))
 SECTION = "04_math"
 results = SectionResults(P.run_id, SECTION)
@@ -65,8 +69,10 @@ data_used = datasets.provenance([n for n in ("gsm8k", "math500") if getattr(P, f
                                 P.data_dir)
 runner.write_section_provenance(results, P.model_dump(), data_used)
 plotting.setup_style()
-pd.DataFrame([{"task": t.name, "samples": len(t.samples), "max_tokens": t.max_tokens,
-               "shots": t.config.get("shots"), "config": t.config_id} for t in tasks])
+display(pd.DataFrame([{"task": t.name, "protocol": t.protocol, "samples": len(t.samples),
+                       "max_tokens": t.max_tokens, "shots": t.config.get("shots"),
+                       "config": t.config_id} for t in tasks]))
+pd.DataFrame(protocols.table(sorted({t.protocol for t in tasks if t.protocol})))
 
 # %% [markdown]
 # ## Run
@@ -93,7 +99,7 @@ views.table(rows, extra=["flexible_accuracy", "flexible_ci_low", "flexible_ci_hi
 # %%
 import matplotlib.pyplot as plt
 
-fig_rows = [{**r, "mode": "strict (####)"} if r["task"] == "gsm8k" else r for r in rows]
+fig_rows = [{**r, "mode": "strict (####)"} if r["task"].startswith("gsm8k") else r for r in rows]
 for r in rows:
     if r.get("flexible_accuracy") is not None:
         fig_rows.append({**r, "mode": "flexible (last number)", "accuracy": r["flexible_accuracy"],
@@ -124,13 +130,13 @@ views.table(level_rows, columns=["target", "level", "n", "correct", "wrong", "fo
 # What the model wrote, what was extracted, and the verdict.
 
 # %%
-display(views.examples([r for r in records if r["task"] == "gsm8k"], n=4, chars=300))
+display(views.examples([r for r in records if r["task"].startswith("gsm8k")], n=4, chars=300))
 views.examples(math_records, n=4, chars=300)
 
 # %%
 summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "math500_by_level": level_rows,
-                                    "data": data_used}))
+                                    "data": data_used}, schema=schemas.MathSummary))
 print(f"summary: {summary_path}  ({len(records)} samples)")
 
 # %% [markdown]

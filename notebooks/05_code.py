@@ -34,7 +34,7 @@
 import pandas as pd
 from IPython.display import display
 
-from slmstudy import datasets, plotting
+from slmstudy import datasets, plotting, schemas
 from slmstudy.evals import code, runner, sandbox, views
 from slmstudy.params import validate
 from slmstudy.results import SectionResults
@@ -141,7 +141,7 @@ views.examples([r for r in records if r["task"].startswith("bfcl")], n=4, chars=
 # %%
 summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "sandbox_layers": list(layers),
-                                    "data": data_used}))
+                                    "data": data_used}, schema=schemas.CodeSummary))
 print(f"summary: {summary_path}  ({len(records)} samples)")
 
 # %% [markdown]

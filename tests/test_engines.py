@@ -39,6 +39,39 @@ def test_chat_two_plus_two(engine, chat_ids):
     assert engine.load_s > 0
 
 
+def test_every_engine_stops_at_the_chat_templates_end_of_turn(engine, chat_ids, arts):
+    from slmstudy.chat import tokenizer
+
+    end_of_turn = tokenizer(arts.hf).convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn in engine.stop_ids, (engine.name, sorted(engine.stop_ids))
+    g = engine.generate_one(GenRequest(prompt_ids=chat_ids, max_tokens=64))
+    if g.finish_reason == "stop":
+        assert g.output_ids[-1] in engine.stop_ids, (engine.name, g.output_ids)
+    # nothing after the end of turn: the answer is not followed by an invented next turn
+    assert "<|im_start|>" not in g.text and "user" not in g.text.lower().split("4", 1)[-1][:40]
+
+
+def test_llamacpp_stops_at_end_of_turn_when_the_gguf_eos_differs(arts, chat_ids, tmp_path):
+    """A GGUF whose EOS is not its chat template's end of turn (as Gemma's <eos> vs
+    <end_of_turn>): made here by setting the embedded GGUF's eos_token_id to <|endoftext|>."""
+    import shutil
+
+    import gguf
+
+    path = tmp_path / "other-eos.gguf"
+    shutil.copyfile(arts.gguf, path)
+    reader = gguf.GGUFReader(path, "r+")
+    reader.fields["tokenizer.ggml.eos_token_id"].parts[-1][0] = 0
+    del reader
+    spec = registry.get("llamacpp")
+    with spec.make(path, model_name="other-eos", options=spec.options_for(registry.RunContext())) as b:
+        assert b.llm.token_eos() == 0  # the premise: EOS is no longer <|im_end|> (2)
+        assert {0, 2} <= b.stop_ids
+        g = b.generate_one(GenRequest(prompt_ids=chat_ids, max_tokens=64))
+    assert g.finish_reason == "stop" and g.output_ids[-1] == 2, g.output_ids
+    assert g.n_tokens < 64
+
+
 def test_streaming_record_forced_length(engine, chat_ids):
     n = 32
     g = engine.generate_one(GenRequest(prompt_ids=chat_ids, max_tokens=n, force_length=True))

@@ -64,15 +64,42 @@ def test_extract_choice_finds_the_answer(text: str, expected: str) -> None:
         # the article "A" must not beat an explicit marker later in the text
         ("A is a common distractor here. The answer is C.", "C"),
         ("A cat is not a dog, so the answer is D", "D"),
-        # the last explicit marker wins over earlier ones and over "选项A"
+        # an explicit marker wins over "选项A"; of two markers the FIRST counts, as in
+        # OpenCompass's first_option_postprocess (a later "答案" is often a restated question)
         ("答案是B，因为选项A错误", "B"),
         ("我认为选项A和B都不对，答案：D", "D"),
-        ("起初我以为答案是A，但仔细计算后，答案是C", "C"),
+        ("起初我以为答案是A，但仔细计算后，答案是C", "A"),
         ("答案：B\n\n解析：选项A中的说法……", "B"),
+        # markers the reference accepts that used to be format failures
+        ("【答案】C", "C"),
+        ("答案应为\"B\"", "B"),
+        ("答案应为“D”。", "D"),
+        ("正确选项是 C", "C"),
+        ("正确的是D", "D"),
     ],
 )
-def test_extract_choice_prefers_the_last_explicit_marker(text: str, expected: str) -> None:
+def test_extract_choice_takes_the_first_explicit_marker(text: str, expected: str) -> None:
     assert extract_choice(text) == expected
+
+
+@pytest.mark.parametrize("text", ["A. 北京\nB. 上海\nC. 广州\nD. 深圳", "A、苹果\nB、香蕉",
+                                  "(A) 1\n(B) 2\n(C) 3"])
+def test_an_echoed_option_list_is_not_answer_a(text: str) -> None:
+    assert extract_choice(text) is None
+
+
+def test_math_equal_falls_back_to_sympy_when_math_verify_raises(monkeypatch) -> None:
+    from slmstudy.evals import extract as X
+
+    if X._math_verify() is None:
+        pytest.skip("math-verify not installed")
+
+    def broken_parse(*args, **kwargs):
+        raise ValueError("pathological input")
+
+    monkeypatch.setattr(X, "_math_verify", lambda: (broken_parse, lambda *a, **k: True))
+    assert X.math_equal("\\frac{1}{2}", "0.5") is True   # sympy decides, not "False on error"
+    assert X.math_equal("\\frac{1}{3}", "0.5") is False
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The quality loop on the real embedded model (llama.cpp, one thread, a few samples): resume,
 determinism, log-likelihood, and verdicts that are counted apart (format failure, crash)."""
 
+import dataclasses
 import json
 import math
 
@@ -51,7 +52,9 @@ def test_run_resume_and_rerun(target, items, tmp_path):
     for r in recs:
         by_task[(r["task"], r["mode"])].append(r)
         assert r["verdict"] in runner.VERDICTS and r["target"] == "smollm2_135m/llamacpp"
-        assert r["prompt_text"].startswith("<|im_start|>") and r["n_prompt"] > 10
+        assert r["n_prompt"] > 10
+        # the generative protocols go through the chat template; lm-eval's is plain text
+        assert r["prompt_text"].startswith("<|im_start|>") == (r["mode"] == "generate")
 
     gen = by_task[("cmmlu", "generate")]
     for r in gen:
@@ -61,13 +64,13 @@ def test_run_resume_and_rerun(target, items, tmp_path):
         assert (r["extracted"] is None) == (r["verdict"] == "format_failure")
 
     for r in by_task[("cmmlu", "loglik")]:
-        lp = r["detail"]["letter_logprobs"]
+        lp = r["detail"]["continuation_logprobs"]
         assert set(lp) == set("ABCD") and all(v <= 0 and math.isfinite(v) for v in lp.values())
         assert r["extracted"] == max(lp, key=lp.get)
-        assert 0 < r["detail"]["letters_mass"] <= 1
         assert r["verdict"] == ("correct" if r["extracted"] == r["gold"] else "wrong")
-    # the loglik prompt is the generative prompt plus the tokens of "答案："
-    assert by_task[("cmmlu", "loglik")][0]["n_prompt"] > gen[0]["n_prompt"]
+        assert r["config"]["protocol"] == "lm-eval/cmmlu" and r["prompt"].endswith("答案：")
+        # each continuation " X" is scored as the tokens lm-eval's _encode_pair gives it
+        assert all(len(ids) >= 1 for ids in r["detail"]["continuation_ids"].values())
 
     (ff,) = by_task[("gsm8k", "generate")]
     assert ff["n_tokens"] == 1 and ff["extracted"] is None and ff["verdict"] == "format_failure"
@@ -88,14 +91,14 @@ def test_run_resume_and_rerun(target, items, tmp_path):
         assert a.get("output_ids") == b.get("output_ids") and a["raw_output"] == b["raw_output"]
         assert a["extracted"] == b["extracted"] and a["verdict"] == b["verdict"]
         if a["mode"] == "loglik":
-            for c, v in a["detail"]["letter_logprobs"].items():
-                assert b["detail"]["letter_logprobs"][c] == pytest.approx(v, abs=1e-4)
+            for c, v in a["detail"]["continuation_logprobs"].items():
+                assert b["detail"]["continuation_logprobs"][c] == pytest.approx(v, abs=1e-4)
 
 
 def test_interrupted_run_resumes_the_rest(target, items, tmp_path):
     task = chinese.mc_task("cmmlu", items["cmmlu"], max_tokens=4)
     res = SectionResults("r", "quality", root=tmp_path)
-    first = Task(task.name, task.samples[:1], task.scorer, task.max_tokens, config=task.config)
+    first = dataclasses.replace(task, samples=task.samples[:1])
     runner.run_tasks(target, [first], res, progress=False)
     with open(res.samples_path, "a", encoding="utf-8") as f:
         f.write('{"key": "cut mid-wri')  # a line cut by a kill
@@ -139,6 +142,24 @@ def test_transformers_loglik_matches_llamacpp_prompt(arts, items, tmp_path):
     llama = runner.resolve_target("smollm2_135m", "llamacpp", threads=1, n_ctx=1024)
     assert runner.prompt_ids(tf, task, task.samples[0]) == runner.prompt_ids(llama, task,
                                                                            task.samples[0])
+
+
+def test_generation_is_cut_at_the_protocols_stop_strings(target, tmp_path):
+    # lm-eval's `until`: the scorer sees only the text before the first stop string
+    seen = []
+    task = Task("stops", [Sample("s", [{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}])],
+                scorer=lambda text, s: seen.append(text) or Score("correct", text),
+                max_tokens=24, stop=(",",))
+    res = SectionResults("r", "quality", root=tmp_path)
+    (rec,), _ = runner.run_tasks(target, [task], res, progress=False)
+    assert "," in rec["raw_output"], rec["raw_output"]  # the premise: the model wrote a comma
+    assert seen == [rec["raw_output"].split(",")[0]] and rec["finish_reason"] == "stop_string"
+    assert rec["detail"]["stop_string"] == "," and rec["config"]["stop"] == [","]
+
+
+def test_a_loglik_task_without_continuations_is_refused():
+    with pytest.raises(Exception, match="scores `continuations`"):
+        Task("x", [Sample("s", [])], mode="loglik")
 
 
 def test_engine_without_logits_refuses_loglik():

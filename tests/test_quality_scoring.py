@@ -7,6 +7,7 @@ import math
 import pytest
 
 from slmstudy import datasets as D
+from slmstudy.errors import StudyError
 from slmstudy.evals import chinese, code, mathx, rubric, runner, structured
 from slmstudy.evals.runner import Sample, Score, Task
 
@@ -126,15 +127,34 @@ def test_multiple_choice_scoring(have_data):
     s = task.samples[0]
     assert [m["role"] for m in s.messages] == ["user", "assistant", "user", "assistant", "user"]
     assert s.messages[-1]["content"].endswith("答案：") and "D. " in s.messages[-1]["content"]
-    assert s.messages[1]["content"].startswith("答案：")
+    assert s.messages[1]["content"] in ("A", "B", "C", "D")  # a shot is answered by its letter
+    assert task.protocol == "chat-gen/cmmlu" and s.prompt is None
     for smp, it in zip(task.samples, items):
         assert task.scorer(f"答案：{it['answer']}", smp).verdict == "correct"
     wrong = "A" if s.gold != "A" else "B"
     assert task.scorer(f"答案是{wrong}", s).verdict == "wrong"
     sc = task.scorer("我不知道。", s)
     assert sc.verdict == "format_failure" and sc.extracted is None
-    ceval = chinese.mc_task("ceval", D.load_ceval("val")[:3], subject_field="subject_zh")
-    assert "关于注册会计师的单项选择题" in ceval.samples[0].messages[0]["content"]
+    ceval = chinese.mc_task("ceval", D.load_ceval("val")[:3])
+    header = "以下是中国关于注册会计师的单项选择题，请选出其中的正确答案。"
+    assert ceval.samples[0].messages[0]["content"].startswith(header)
+
+
+def test_lm_eval_multiple_choice_prompt_is_lm_evals_text_format():
+    # lm-eval's multiple_choice: description + shots ("…答案： X\n\n") + question, no chat template
+    shot = {"id": "s/0", "subject": "s", "question": " 1+1=? ", "A": "1", "B": "2", "C": "3", "D": "4",
+            "answer": "B"}
+    item = {"id": "s/1", "subject": "s", "question": "2+2=?", "A": "4", "B": "5", "C": "6", "D": "7",
+            "answer": "A"}
+    task = chinese.mc_task("cmmlu", [item], dev=[shot], shots=1, mode="loglik", subject_zh={"s": "算术"})
+    assert task.samples[0].prompt == (
+        "以下是关于算术的单项选择题，请直接给出正确答案的选项。\n\n"
+        "1+1=?\nA. 1\nB. 2\nC. 3\nD. 4\n答案： B\n\n"
+        "2+2=?\nA. 4\nB. 5\nC. 6\nD. 7\n答案：")
+    assert task.continuations == (" A", " B", " C", " D") and task.prompt_format == "text"
+    assert task.protocol == "lm-eval/cmmlu"
+    with pytest.raises(StudyError, match="needs 2 dev items"):
+        chinese.mc_task("cmmlu", [item], dev=[shot], shots=2, mode="loglik", subject_zh={"s": "算术"})
 
 
 def test_mode_agreement_and_letters():
@@ -240,7 +260,7 @@ def test_humaneval_and_mbpp_gold_pass_and_bad_code_fails():
     wrong = task.scorer(f"```python\n{he[0]['prompt']}    return True\n```", s)
     assert wrong.verdict == "wrong" and wrong.detail["sandbox_status"] == "failed"
     assert task.scorer("I cannot write code.", s).verdict == "format_failure"
-    slow = task.scorer(f"```python\n{he[0]['prompt']}    while True: pass\n```", s)
+    slow = task.scorer(f"```python\n{he[0]['prompt']}    while True: pass\n    return None\n```", s)
     assert slow.verdict == "timeout"
     try:
         mb = [r for r in D.load_mbpp(split="test")][:2]
@@ -249,7 +269,9 @@ def test_humaneval_and_mbpp_gold_pass_and_bad_code_fails():
     mtask = code.mbpp_task(mb)
     for s, it in zip(mtask.samples, mb):
         assert mtask.scorer(f"```python\n{it['code']}\n```", s).verdict == "correct"
-    hostile = mtask.scorer("```python\nimport os\nos.system('echo hi')\n```", mtask.samples[0])
+    ep = mb[0]["entry_point"]
+    hostile = mtask.scorer(f"```python\nimport os\ndef {ep}(*args):\n    os.system('echo hi')\n    return 0\n```",
+                           mtask.samples[0])
     assert hostile.verdict == "wrong" and hostile.detail["sandbox_status"] == "blocked"
 
 

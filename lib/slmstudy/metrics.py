@@ -108,3 +108,31 @@ def binomial_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float
 def roofline_tok_s(bandwidth_bytes_s: float, bytes_read_per_token: float) -> float:
     """Batch-1 decode upper bound = memory bandwidth ÷ bytes of weights read per token."""
     return bandwidth_bytes_s / bytes_read_per_token
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired binary outcomes: `b` items only the first
+    got right, `c` only the second (the binomial test of b against Binomial(b + c, 1/2), as
+    statsmodels' `mcnemar(exact=True)`). 1.0 when there are no discordant pairs."""
+    from math import comb
+
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_difference_ci(b: int, c: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Accuracy difference (first − second) over `n` paired items with its Wald interval for
+    paired proportions: (b − c)/n ± z·sqrt(b + c − (b − c)²/n)/n (Agresti, Categorical Data
+    Analysis, §10.1). (nan, nan, nan) for n = 0."""
+    from statistics import NormalDist
+
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    d = (b - c) / n
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    half = z * math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n
+    return d, d - half, d + half

@@ -246,8 +246,10 @@ class _GenerateOnly(_QualityParams):
 class ChineseQualityParams(_QualityParams):
     cmmlu_n: int = Field(24, ge=0, description="CMMLU test items, spread over subjects")
     ceval_n: int = Field(12, ge=0, description="C-Eval val items, spread over subjects")
-    shots: int = Field(0, ge=0, le=5, description="few-shot examples from the dev split")
+    shots: int = Field(5, ge=0, le=5, description="few-shot examples from the dev split (lm-eval: 5)")
     mc_max_tokens: int = Field(24, gt=0, description="generation budget of a choice answer")
+    peer_lmeval: bool = Field(True, description="score the log-likelihood items with lm-eval too "
+                                                "and compare item by item")
     zh_tasks: bool = Field(True, description="run the project's own rubric tasks")
     zh_categories: list[str] | None = Field(None, description="subset of task categories")
     zh_max_tokens: int = Field(192, gt=0)
@@ -255,7 +257,8 @@ class ChineseQualityParams(_QualityParams):
 
 class MathParams(_GenerateOnly):
     gsm8k_n: int = Field(15, ge=0)
-    gsm8k_shots: int = Field(0, ge=0, le=8, description="examples (GSM8K items, not scored)")
+    gsm8k_shots: int = Field(5, ge=0, le=8, description="lm-eval gsm8k: train-split exemplars (5)")
+    gsm8k_chat: bool = Field(True, description="also the 0-shot chat variant (task gsm8k_chat)")
     gsm8k_max_tokens: int = Field(256, gt=0)
     math500_n: int = Field(10, ge=0, description="MATH-500 items, spread over levels 1-5")
     math500_max_tokens: int = Field(320, gt=0)

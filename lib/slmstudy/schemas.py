@@ -196,6 +196,7 @@ class ChineseSummary(QualitySummary):
     mode_agreement: list[dict[str, Any]]
     subject_means: list[dict[str, Any]] = []
     protocols: list[dict[str, Any]] = []
+    peer_lmeval: dict[str, Any] | None = None  # lm-eval on the same items (evals.peer.section_peer)
     letter_distribution: list[dict[str, Any]]
     rubric_breakdown: list[dict[str, Any]]
     by_category: list[QualityRow]

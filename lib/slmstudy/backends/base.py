@@ -180,6 +180,9 @@ class Backend(abc.ABC):
             options = options.model_dump(exclude_unset=True)
         self.options = parse_options(self.name, self.Options, {**(options or {}), **kw})
         self.load_s: float | None = None
+        #: every token id that ends a generation (EOS and the chat template's end of turn);
+        #: filled at load by `_stop_ids`, used by every engine's loop and finish reason
+        self.stop_ids: frozenset[int] = frozenset()
         self._loaded = False
         self._rows_cache: tuple | None = None
 
@@ -200,6 +203,7 @@ class Backend(abc.ABC):
         t0 = time.perf_counter()
         self._load()
         self.load_s = time.perf_counter() - t0
+        self.stop_ids = frozenset(self._stop_ids())
         self._loaded = True
         return self.load_s
 
@@ -295,7 +299,8 @@ class Backend(abc.ABC):
                 finish_reason: str | None = None, text: str | None = None,
                 engine_timings: dict | None = None) -> Generation:
         if finish_reason is None:
-            finish_reason = "length" if len(ids) >= req.max_tokens else "stop"
+            finish_reason = ("stop" if self.stops(req, ids[-1] if ids else None) else
+                             "length" if len(ids) >= req.max_tokens else "stop")
         return Generation(
             engine=self.name, model=self.model_name, prompt_ids=list(req.prompt_ids),
             output_ids=list(ids), text=self.decode(ids) if text is None else text,
@@ -320,6 +325,18 @@ class Backend(abc.ABC):
     def _finish_reason(self, req: GenRequest, ids: list[int]) -> str | None:
         """Why generation ended, where the engine knows better than the token count."""
         return None
+
+    def stops(self, req: GenRequest, token: int | None) -> bool:
+        """Does `token` end this request's generation (never when the length is forced)?"""
+        return token is not None and not req.force_length and token in self.stop_ids
+
+    def _stop_ids(self) -> set[int]:
+        """The model's end-of-generation ids, read at load. Default: from the model folder's
+        configs and tokenizer (:func:`slmstudy.chat.end_of_generation_ids`); engines whose model
+        file carries its own vocabulary (GGUF) override this."""
+        from ..chat import end_of_generation_ids
+
+        return end_of_generation_ids(self.model_path) if self.model_path.is_dir() else set()
 
     def _engine_timings(self) -> dict:
         """The engine's own timers for the request just finished (if it keeps any)."""

@@ -58,7 +58,6 @@ class LlamaCppBackend(Backend):
             n_batch=o.n_batch, n_gpu_layers=o.n_gpu_layers, seed=o.seed,
             flash_attn=o.flash_attn, verbose=o.verbose,
         )
-        self.eos_id = self.llm.token_eos()
         self.gguf_path = path
 
     def decode(self, ids):
@@ -86,12 +85,18 @@ class LlamaCppBackend(Backend):
             t = time.perf_counter_ns()
             n += 1
             yield int(tok), t
-            if n >= req.max_tokens or (not req.force_length and tok == self.eos_id):
+            if n >= req.max_tokens or self.stops(req, tok):
                 break
         gen.close()
 
-    def _finish_reason(self, req: GenRequest, ids: list[int]) -> str:
-        return "stop" if (not req.force_length and ids and ids[-1] == self.eos_id) else "length"
+    def _stop_ids(self) -> set[int]:
+        """llama.cpp's own end-of-generation set for this vocabulary (`llama_vocab_is_eog`: EOS,
+        EOT, EOM and the end-of-turn tokens it detects by text), not only `token_eos()`."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        return {t for t in range(llama_cpp.llama_vocab_n_tokens(vocab))
+                if llama_cpp.llama_vocab_is_eog(vocab, t)}
 
     def _engine_timings(self) -> dict:
         return self._perf()

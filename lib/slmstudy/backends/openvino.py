@@ -213,9 +213,6 @@ class OpenVINOBackend(Backend):
         if o.threads:
             props["INFERENCE_NUM_THREADS"] = int(o.threads)
         self.pipe = og.LLMPipeline(str(self.model_path), o.device, **props)
-        gen_cfg = self.pipe.get_generation_config()
-        eos = getattr(gen_cfg, "stop_token_ids", None) or {gen_cfg.eos_token_id}
-        self.eos_ids = {int(e) for e in eos if e is not None and int(e) >= 0}
         self.tokenizer = None if self.replica else self.pipe.get_tokenizer()
         self._logits_request = None
 
@@ -228,6 +225,8 @@ class OpenVINOBackend(Backend):
         if req.force_length:
             cfg.min_new_tokens = req.max_tokens
             cfg.ignore_eos = True
+        elif self.stop_ids:
+            cfg.stop_token_ids = set(self.stop_ids)
         if req.temperature > 0:
             cfg.temperature, cfg.top_p, cfg.top_k = req.temperature, req.top_p, 0
         return cfg
@@ -254,9 +253,10 @@ class OpenVINOBackend(Backend):
         self.pipe.generate(inputs, self._config(req), Timestamps())
         yield from arrivals[: req.max_tokens]
 
-    def _finish_reason(self, req: GenRequest, ids: list[int]) -> str:
-        stopped = not req.force_length and ids and ids[-1] in self.eos_ids
-        return "stop" if stopped else "length"
+    def _stop_ids(self) -> set[int]:
+        gen_cfg = self.pipe.get_generation_config()
+        own = set(getattr(gen_cfg, "stop_token_ids", None) or ()) | {gen_cfg.eos_token_id}
+        return super()._stop_ids() | {int(e) for e in own if e is not None and int(e) >= 0}
 
     def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
         import openvino as ov

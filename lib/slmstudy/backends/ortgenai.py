@@ -58,6 +58,8 @@ class OrtGenAIBackend(Backend):
             tok = int(gen.get_next_tokens()[0])
             n += 1
             yield tok, time.perf_counter_ns()
+            if self.stops(req, tok):  # genai_config's EOS alone may miss the end of turn
+                break
         del gen
 
     def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:

