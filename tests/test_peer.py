@@ -51,3 +51,26 @@ def test_compare_names_the_items_that_differ():
     rows, totals = peer.compare(recs, theirs)
     assert totals["n"] == 2 and totals["answers_agree"] == 1 and totals["differ"] == ["b"]
     assert totals["prompts_identical"] == 1 and rows[1]["max_abs_logprob_gap"] == pytest.approx(2.5)
+
+
+def test_lm_eval_gsm8k_same_prompts_shots_and_answers(arts, tmp_path):
+    """lm-eval's gsm8k draws its 5 train-split shots with its own seeded sampler; the study
+    reproduces the draw, so the prompts are byte-identical, and the greedy generations (both cut
+    at "Question:") and strict answers are the same."""
+    from slmstudy.evals import mathx
+
+    try:
+        items = D.seeded_subset(D.load_gsm8k(), 3, 0)
+        train = D.load_gsm8k(split="train")
+    except D.DatasetError as e:
+        pytest.skip(f"benchmark data not available: {e}")
+    task = mathx.gsm8k_lmeval_task(items, train, shots=5)
+    target = runner.resolve_target("smollm2_135m", "transformers", threads=2)
+    res = SectionResults("p", "04_math", root=tmp_path)
+    records, _ = runner.run_tasks(target, [task], res, progress=False)
+    assert all(r["finish_reason"] == "stop_string" for r in records)  # generation ends at "Question:"
+    ids = peer.write_gsm8k_task(tmp_path / "peer", items, train)
+    theirs = peer.run(arts.hf, tmp_path / "peer", ids, num_fewshot=5)
+    rows, totals = peer.compare_generative(records, theirs, stop=mathx.LMEVAL_GSM8K_STOP)
+    assert totals["n"] == 3 and totals["prompts_identical"] == 3, rows
+    assert totals["texts_identical"] == 3 and totals["answers_agree"] == 3, rows

@@ -88,7 +88,9 @@ class LogLikelihood:
 
 @dataclass
 class GenRequest:
-    """One generation request. `force_length`: exactly `max_tokens` tokens (EOS ignored)."""
+    """One generation request. `force_length`: exactly `max_tokens` tokens (EOS ignored).
+    `stop`: strings that end the generation as soon as the decoded text contains one (lm-eval's
+    `until`; the text is kept up to and including the token that completed it)."""
 
     prompt_ids: list[int]
     max_tokens: int = 32
@@ -97,6 +99,7 @@ class GenRequest:
     top_p: float = 1.0
     seed: int = 0
     request_id: str = ""
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.max_tokens <= 0:
@@ -245,11 +248,25 @@ class Backend(abc.ABC):
         self._require_loaded()
         t_send = time.perf_counter_ns()
         ids, times = [], []
-        for tok, t in self._stream(req):
-            ids.append(tok)
-            times.append(t)
-        return self._finish(req, t_send, ids, times, finish_reason=self._finish_reason(req, ids),
+        stream = self._stream(req)
+        reason = None
+        try:
+            for tok, t in stream:
+                ids.append(tok)
+                times.append(t)
+                if req.stop and not req.force_length and self.hits_stop_string(ids, req.stop):
+                    reason = "stop_string"
+                    break
+        finally:
+            stream.close()
+        return self._finish(req, t_send, ids, times,
+                            finish_reason=reason or self._finish_reason(req, ids),
                             engine_timings=self._engine_timings())
+
+    def hits_stop_string(self, ids: list[int], stop: tuple[str, ...], window: int = 24) -> bool:
+        """Does the text of the last `window` tokens contain a stop string? (Checked after each
+        token, so only the tail can hold a new one.)"""
+        return any(s in self.decode(ids[-window:]) for s in stop)
 
     def generate(self, requests: Iterable[GenRequest]) -> list[Generation]:
         """Run requests as one batch where the engine batches, else one after another."""

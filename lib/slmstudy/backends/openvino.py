@@ -225,8 +225,12 @@ class OpenVINOBackend(Backend):
         if req.force_length:
             cfg.min_new_tokens = req.max_tokens
             cfg.ignore_eos = True
-        elif self.stop_ids:
-            cfg.stop_token_ids = set(self.stop_ids)
+        else:
+            if self.stop_ids:
+                cfg.stop_token_ids = set(self.stop_ids)
+            if req.stop:
+                cfg.stop_strings = set(req.stop)
+                cfg.include_stop_str_in_output = True
         if req.temperature > 0:
             cfg.temperature, cfg.top_p, cfg.top_k = req.temperature, req.top_p, 0
         return cfg

@@ -100,6 +100,8 @@ class TransformersBackend(Backend):
                   pad_token_id=self.eos_ids[0] if self.eos_ids else 0)
         if self.stop_ids:  # generate() stops on each of them (EOS and the template's end of turn)
             kw["eos_token_id"] = sorted(self.stop_ids)
+        if req.stop and not req.force_length and self.tokenizer is not None:
+            kw.update(stop_strings=list(req.stop), tokenizer=self.tokenizer)  # lm-eval's `until`
         if req.temperature > 0:
             kw.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
         else:
@@ -138,6 +140,9 @@ class TransformersBackend(Backend):
                 if self.stops(r, int(toks[i])):
                     reason = "stop"
                     break
+                if r.stop and not r.force_length and self.hits_stop_string(ids, r.stop):
+                    reason = "stop_string"  # generate() ended here on its stop_strings
+                    break
             out.append(self._finish(r, t_send, ids, times, finish_reason=reason))
         return out
 
@@ -152,7 +157,7 @@ class TransformersBackend(Backend):
         return self._split([req], *self._run([req]))[0]
 
     def _generate_batch(self, requests):
-        keys = {(r.max_tokens, r.force_length, r.temperature, r.top_p) for r in requests}
+        keys = {(r.max_tokens, r.force_length, r.temperature, r.top_p, r.stop) for r in requests}
         if len(keys) != 1:
             raise StudyError("a transformers batch needs the same max_tokens/force_length/"
                              "sampling settings for every request")

@@ -89,18 +89,21 @@ def write_tasks(folder: str | Path, benchmark: str, items: list[dict], dev: list
     return out
 
 
-def write_gsm8k_task(folder: str | Path, items: list[dict], train_path: str | Path) -> dict[str, list[str]]:
+def write_gsm8k_task(folder: str | Path, items: list[dict], train: list[dict]) -> dict[str, list[str]]:
     """lm-eval's own `gsm8k` task over the study's items (in their order) with the whole train
-    split (the file the study draws shots from, in its order) as the few-shot pool."""
+    split (the rows the study draws shots from, in their order) as the few-shot pool; both
+    written with the two fields of openai/gsm8k (question, answer)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = _tasks_dir() / LMEVAL_GSM8K_FILE
-    test = folder / "slm_gsm8k_test.jsonl"
-    test.write_text("".join(json.dumps({"question": it["question"], "answer": it["answer"]},
-                                       ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    files = {}
+    for split, rows in (("test", items), ("train", train)):
+        p = folder / f"slm_gsm8k_{split}.jsonl"
+        p.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]},
+                                        ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        files[split] = str(p)
     cfg = {"include": str(base), "task": "slm_gsm8k", "tag": [], "dataset_path": "json",
-           "dataset_name": None,
-           "dataset_kwargs": {"data_files": {"test": str(test), "train": str(train_path)}}}
+           "dataset_name": None, "dataset_kwargs": {"data_files": files}}
     (folder / "slm_gsm8k.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return {"slm_gsm8k": [it["id"] for it in items]}
 

@@ -358,7 +358,7 @@ class Evaluator:
         try:
             g = backend.generate_one(GenRequest(prompt_ids=ids, max_tokens=task.max_tokens,
                                                 temperature=0.0, seed=self.seed,
-                                                request_id=sample.id))
+                                                request_id=sample.id, stop=tuple(task.stop)))
         except Exception as e:  # the engine failed on this sample: an outcome, recorded
             rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
                        detail={"stage": "generate", "error": f"{type(e).__name__}: {e}",
