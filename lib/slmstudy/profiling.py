@@ -13,7 +13,7 @@ Method: the CUDA kernels of a forced-length generation are recorded with the PyT
 once for N+1 tokens and once for 1 token (prefill only); their difference divided by N is the
 decode step's kernel time. The wall time per token comes from an unprofiled generation
 (tracing adds host overhead of its own). Run with `python -m slmstudy.profiling` on a GPU
-machine: scripts/gpu/h100_profile.sh.
+machine: `scripts/gpu/speed.sh profile` (scripts/gpu/README.md).
 """
 
 from __future__ import annotations
@@ -141,8 +141,10 @@ def profile_target(spec, params, *, n_decode: int = 64, bandwidth_bytes_s: float
 
     if not torch.cuda.is_available():
         raise StudyError("profiling needs a CUDA GPU (torch.cuda.is_available() is False); run it "
-                         "on the GPU machine: scripts/gpu/h100_profile.sh")
-    target = resolve_target(spec)
+                         "on the GPU machine: `scripts/gpu/speed.sh profile`")
+    from .speed.quantized import with_quantized_sizes
+
+    target = with_quantized_sizes(resolve_target(spec))  # AWQ / FP8: their own bytes per token
     # every engine thread in this process, where the profiler sees its kernels (vLLM's core)
     opts = engine_options(target, params, same_process=True)
     prompt = synthetic_prompt(params.prompt_tokens, target)
@@ -191,7 +193,7 @@ def _main(argv=None) -> None:
     from .speed import cached_bandwidth
 
     ap = argparse.ArgumentParser(description="per-token decode breakdown of speed targets on a GPU")
-    ap.add_argument("--params", required=True, help="a speed params YAML (params/h100/02_speed.yaml)")
+    ap.add_argument("--params", required=True, help="a speed params YAML (params/gpu/02_speed.yaml)")
     ap.add_argument("--out", required=True, help="JSONL file; one line per target, appended")
     ap.add_argument("--engines", default="", help="comma-separated engines to profile now")
     ap.add_argument("--models", default="", help="comma-separated model keys (default: all)")

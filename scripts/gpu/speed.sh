@@ -23,7 +23,9 @@ RUN_ID=gpu                                   # run_id of params/gpu/*.yaml
 mkdir -p "$RUNS" "${OUT:=$PWD/build/gpu-out}"
 T0=$(date +%s)
 export PYTHONPATH="$PWD/lib${PYTHONPATH:+:$PYTHONPATH}" SLMSTUDY_CACHE=$HOME/slm-cache PYTHONUNBUFFERED=1
-[ -f COMMIT ] && export SLMSTUDY_GIT_COMMIT=$(cat COMMIT)   # a tree exported with git archive
+if [ -f COMMIT ]; then   # a tree exported with `git archive`: that commit, not a checkout above it
+  export SLMSTUDY_GIT_COMMIT=$(cat COMMIT) GIT_CEILING_DIRECTORIES=$(dirname "$PWD")
+fi
 G=$S/build/llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py   # gguf-py ships in the llama.cpp sources
 export PYTHONPATH="$G:$PYTHONPATH"
 if [ ! -f "$S/llamacpp.done" ] && [ ! -f "$S/llamacpp.started" ] && [ -f "$S/build-llamacpp.sh" ]; then

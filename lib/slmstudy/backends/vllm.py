@@ -55,8 +55,10 @@ class VLLMOptions(EngineOptions):
         if ctx.device == "cuda":
             # CUDA graphs + torch.compile, most of the card, and vLLM's own max_num_seqs: it also
             # sets the largest CUDA-graph size (min(2 × max_num_seqs, 512) tokens, vLLM's
-            # VllmConfig), so capping it at the section's top concurrency (32) puts a 512-token
-            # prefill outside CUDA graphs
+            # VllmConfig), so capping it at the section's top concurrency (32) put a 512-token
+            # prefill outside CUDA graphs: Qwen2.5-7B BF16 TTFT 29.1 ms against 16.6 ms with
+            # the default on the H200, vLLM's own request stats and `vllm bench latency` agreeing
+            # (results/h200-2026-12-01, target qwen25_7b/vllm/bfloat16-max_num_seqs32/replica)
             opts.update(enforce_eager=False, gpu_memory_utilization=0.85)
         elif ctx.max_concurrency:  # vllm-cpu: its batch never exceeds what the section sends
             opts["max_num_seqs"] = ctx.max_concurrency

@@ -10,7 +10,8 @@ with it serves the whole sweep, short prompts included.
 KV-cache bytes are computed from the architecture (2 × layers × KV heads × head size × 2 bytes per
 token, :meth:`Architecture.kv_bytes_per_token`) for prompt + output tokens: vLLM allocates its
 whole KV pool when it loads, so the process memory does not show what one request uses. The
-engine's pool size (tokens it can hold) is recorded beside it.
+engine's pool size (tokens it can hold) is recorded beside it. Energy is metered over the whole
+request, so J per output token here includes the prompt's prefill.
 
 Run: `python -m slmstudy.speed.context --params params/gpu/02_context.yaml` (scripts/gpu/speed.sh
 context). One record per request in `<runs>/<run_id>/02_speed/context.jsonl`; a rerun skips
@@ -122,6 +123,9 @@ def run_context_sweep(p: ContextParams, out_dir: Path, log=print, stop_at: float
     todo = [(n, rep) for n in p.prompt_tokens for rep in range(p.repetitions)
             if f"{name}/ctx{n}/r{rep}" not in done]
     if not todo:
+        return _records(out_dir)
+    if stop_at is not None and time.time() > stop_at:
+        log(f"{name}: not loaded (the time limit of this call has passed)")
         return _records(out_dir)
     spec = SpeedTarget(model=p.model, engine=p.engine, dtype=p.dtype, replica=p.replica,
                        label=p.label, options=p.options)
