@@ -20,7 +20,7 @@
 # skill, no protocol, no intervals. Here the same kinds of question are asked of every model ×
 # engine with **greedy decoding**, and every answer is scored by a program:
 #
-# - **CMMLU** and **C-Eval** multiple choice (subsets stratified by subject), each under two
+# - **CMMLU** and **C-Eval** multiple choice (seeded subsets, proportional to the subjects), each under two
 #   **named protocols** (table below): lm-evaluation-harness's own `cmmlu` / `ceval-valid` at
 #   5 shots (plain text, the subject's description, dev-split shots, the answer the most likely of
 #   " A" … " D", read from the engine's logits) — the way published base-model scores are made —
@@ -151,7 +151,7 @@ if peer:
 # %% [markdown]
 # ## Averaged over items and over subjects
 # lm-eval's `cmmlu` / `ceval-valid` group score is the mean over items; the benchmarks' papers
-# report the mean of per-subject accuracies. On a stratified subset both are shown.
+# report the mean of per-subject accuracies. On a subset both are shown.
 
 # %%
 display(pd.DataFrame(chinese.subject_means(records)).round(3))

@@ -28,7 +28,8 @@
 #   *flexible* takes the last number in the output. Both are reported.
 # - **MATH-500** (competition problems, levels 1–5): the last `\boxed{}` is compared with the gold
 #   answer by normalisation, then math-verify, then a safe sympy check. No box = format failure.
-#   The subset is stratified by level, so accuracy can be read per level.
+#   The subset is proportional to the levels' sizes (nested and seeded), so a partial run is not
+#   biased toward the easy levels, and accuracy can be read per level.
 #
 # Scores are Wilson 95% intervals; the same generations give tokens/s.
 
@@ -51,7 +52,7 @@ gsm8k_n = 15  # GSM8K test items (seeded random subset)
 gsm8k_shots = 5  # lm-eval gsm8k: train-split exemplars drawn as lm-eval draws them (0-8)
 gsm8k_chat = True  # also the 0-shot chat variant (task gsm8k_chat)
 gsm8k_max_tokens = 256  # generation budget per GSM8K answer, tokens
-math500_n = 10  # MATH-500 items, spread evenly over levels 1-5
+math500_n = 10  # MATH-500 items, proportional to the levels 1-5 (nested, seeded)
 math500_max_tokens = 320  # generation budget per MATH answer, tokens
 targets = [  # model × engine whose answers are scored
     {"model": "smollm2_135m", "engine": "llamacpp"},

@@ -399,3 +399,15 @@ hardware:
     with pytest.raises(C.LedgerError, match="unknown key 'bandwith_gb_s'") as err:
         C.load_hardware(path)
     assert str(path) in str(err.value)
+
+
+def test_snapshot_rows_are_classed_by_the_precision_of_their_format():
+    from slmstudy.claims import scaling
+
+    cls = {f: scaling._row_class({"target": f"qwen25_7b/vllm/{f}/replica"})
+           for f in ("bfloat16", "bfloat16+compile", "F16", "Q4_K_M", "awq-int4", "fp8")}
+    assert cls == {"bfloat16": "16-bit", "bfloat16+compile": "16-bit", "F16": "16-bit",
+                   "Q4_K_M": "4-bit", "awq-int4": "4-bit", "fp8": "8-bit"}
+    # a claim that names no precision is judged on 16- and 4-bit rows, never on FP8
+    assert scaling._precision_class(None) == {"16-bit", "4-bit"}
+    assert scaling._precision_class("AWQ") == {"4-bit"} and scaling._precision_class("fp8") == {"8-bit"}

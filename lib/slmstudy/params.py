@@ -260,7 +260,7 @@ class MathParams(_GenerateOnly):
     gsm8k_shots: int = Field(5, ge=0, le=8, description="lm-eval gsm8k: train-split exemplars (5)")
     gsm8k_chat: bool = Field(True, description="also the 0-shot chat variant (task gsm8k_chat)")
     gsm8k_max_tokens: int = Field(256, gt=0)
-    math500_n: int = Field(10, ge=0, description="MATH-500 items, spread over levels 1-5")
+    math500_n: int = Field(10, ge=0, description="MATH-500 items, proportional to levels 1-5")
     math500_max_tokens: int = Field(320, gt=0)
 
 

@@ -24,14 +24,26 @@ def snapshots(root: Path = RESULTS_DIR) -> list[Snapshot]:
     return [snap for snap in map(load_snapshot, snapshot_dirs(root)) if "02_speed" in snap.sections]
 
 
+EIGHT_BIT = ("fp8", "int8", "q8_0", "w8a8")
+
+
 def _precision_class(precision: str | None) -> set[str]:
+    """The precision classes a claim allows: its own, or 16- and 4-bit when it names none."""
     if precision is None:
         return {"16-bit", "4-bit"}
-    return {"4-bit"} if precision.lower() in FOUR_BIT else {"16-bit"}
+    p = precision.lower()
+    return {"4-bit"} if p in FOUR_BIT else {"8-bit"} if p in EIGHT_BIT else {"16-bit"}
 
 
 def _row_class(row: dict) -> str:
-    return "4-bit" if "Q4" in row["target"].upper().split("/")[2] else "16-bit"
+    """A snapshot row's precision class from its format (the target's third part): AWQ/GPTQ/int4
+    and Q4 GGUFs are 4-bit, FP8/int8/Q8 8-bit, the rest 16-bit."""
+    fmt = row["target"].split("/")[2].lower()
+    if "q4" in fmt or any(k in fmt for k in ("awq", "gptq", "int4")):
+        return "4-bit"
+    if any(k in fmt for k in ("fp8", "int8", "q8")):
+        return "8-bit"
+    return "16-bit"
 
 
 def best_row(speed: dict, model: str, precision_class: str) -> dict | None:

@@ -276,7 +276,7 @@ def rubric_breakdown(records: list[dict]) -> list[dict]:
 
 def build_tasks(P) -> list[Task]:
     """The tasks of notebook 03 from its validated parameters (ChineseQualityParams): CMMLU and
-    C-Eval subsets stratified by subject (generative and log-likelihood variants of each), and
+    C-Eval subsets proportional to the subjects (generative and log-likelihood protocols), and
     the own rubric tasks."""
     from .. import datasets as D
 
@@ -288,7 +288,7 @@ def build_tasks(P) -> list[Task]:
              lambda: D.load_ceval("dev", P.data_dir))):
         if not n:
             continue
-        items = D.stratified_subset(load(), n, "subject", P.seed)
+        items = D.proportional_subset(load(), n, "subject", P.seed)
         dev = load_dev() if P.shots else []
         tasks.append(mc_task(name, items, dev=dev, shots=P.shots, mode="generate",
                              max_tokens=P.mc_max_tokens))

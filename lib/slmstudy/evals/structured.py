@@ -215,4 +215,4 @@ def bfcl_task(items: list[dict], *, max_tokens: int = 128, name: str = "bfcl_sim
                       data={"function": it["function"], "language": it["language"]})
                for it in items]
     return Task(name=name, samples=samples, scorer=score_bfcl, max_tokens=max_tokens,
-                config={"template": BFCL_TEMPLATE})
+                protocol="study/bfcl-simple", config={"template": BFCL_TEMPLATE})

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import StudyError
+from ..results import load_summary
 from . import clock, energy
 from .context import context_table, load_context
 
@@ -29,7 +30,7 @@ def snapshot_tables(folder: str | Path) -> dict[str, list[dict]]:
     if not (d / "summary.json").is_file():
         raise StudyError(f"{folder} has no 02_speed/summary.json; give a snapshot folder such as "
                          "results/h200-2026-12-01")
-    summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    summary = load_summary(d / "summary.json")
     records = _jsonl(d / "samples.jsonl")
     rows = summary["rows"]
     batch1 = [{"target": r["target"], "ttft_ms": r["ttft_s"] * 1e3,

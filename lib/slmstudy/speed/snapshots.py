@@ -26,7 +26,7 @@ def views() -> list[dict]:
     out = []
     for snap in scaling.snapshots():
         speed = snap.sections["02_speed"]
-        out.append({"name": snap.name, "device": snap.device,
+        out.append({"name": snap.name, "device": snap.device, "path": snap.path,
                     "bandwidth_bytes_s": speed["bandwidth"]["bandwidth_bytes_s"],
                     "rows": speed["rows"], "profile": profiling.load_profile(snap.path)})
     return out
@@ -60,8 +60,48 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
             plotting.save(fig, f"02_speed_breakdown_{name}", caption=f"{name}: decode step breakdown")
             plt.show()
             display(Markdown(profiling.findings(snap["profile"])))
+        show_gpu_extras(snap)
         scaled = snapshot_claims.get(name) or []
         if scaled:
             display(pd.DataFrame(scaled)[CLAIM_COLUMNS].round(1))
             display(Markdown("\n".join(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"
                                        for r in scaled)))
+
+
+GPU_EXTRAS_INTRO = (
+    "#### The engines' own clocks, energy per token, context length\n"
+    "Our TTFT/decode against vLLM's request stats and llama.cpp's perf counters (agree = within "
+    "3% or 1 ms); our batch-1 TTFT against `vllm bench latency` (output length 1) on the same "
+    "engine; NVML joules per output token; the context-length sweep. Tables by "
+    "`python -m slmstudy.speed.gpu_snapshot results/<snapshot>` (`speed.gpu_snapshot`).")
+
+
+def show_gpu_extras(snap: dict) -> None:
+    """The tables a GPU snapshot made by scripts/gpu/speed.sh adds (speed.gpu_snapshot), where
+    it has them: clock agreement, `vllm bench latency`, energy and context figures."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    from .context import context_figure
+    from .energy import energy_figure
+    from .gpu_snapshot import COLUMNS, snapshot_tables
+
+    t = snapshot_tables(snap["path"])
+    if not any(t[k] for k in ("clock_agreement", "bench_latency", "energy", "context")):
+        return
+    name = snap["name"]
+    display(Markdown(GPU_EXTRAS_INTRO))
+    for key in ("clock_agreement", "bench_latency", "engine_config"):
+        if t[key]:
+            display(pd.DataFrame(t[key])[[c for c in COLUMNS[key] if c in t[key][0]]].round(3))
+    if t["energy"]:
+        plotting.save(energy_figure(t["energy"], f"{name}: joules per output token"), f"02_speed_energy_{name}",
+                      caption=f"{name}: whole-board energy (NVML counter) per output token, by concurrency")
+        plt.show()
+    if t["context"]:
+        display(pd.DataFrame(t["context"])[[c for c in COLUMNS["context"] if c in t["context"][0]]].round(4))
+        plotting.save(context_figure(t["context"], f"{name}: TTFT and decode against prompt length"),
+                      f"02_speed_context_{name}",
+                      caption=f"{name}: TTFT, decode tok/s and KV-cache size against prompt length")
+        plt.show()
