@@ -241,3 +241,47 @@ def section_peer(tasks, records: list[dict], folder: str | Path, hf_dir: str | P
         by_target.append({"target": target, **{k: v for k, v in totals.items() if k != "differ"}})
         differ += [r for r in rows if not r["agree"] or not r["prompt_identical"]]
     return {"lm_eval": lmeval_version(), "by_target": by_target, "differ": differ}
+
+
+def _bench(argv=None) -> None:
+    """One side of the study-vs-lm-eval throughput comparison, as a whole process:
+    `python -m slmstudy.evals.peer study|lm-eval --n 20` scores the same `n` CMMLU items (seeded,
+    proportional to subjects, 5 dev shots, lm-eval's cmmlu protocol) on the embedded model's HF
+    folder: the study with its transformers engine, lm-eval with its HF backend. Time the two
+    with any whole-process timer (e.g. `/usr/bin/time -v`), one after the other."""
+    import argparse
+    import tempfile
+
+    from .. import datasets as D
+    from ..forms import HF
+    from ..models import EMBEDDED_KEY
+    from ..results import SectionResults
+    from . import chinese, runner
+
+    ap = argparse.ArgumentParser(prog="python -m slmstudy.evals.peer", description=_bench.__doc__)
+    ap.add_argument("side", choices=["study", "lm-eval"])
+    ap.add_argument("--n", type=int, default=20, help="CMMLU test items (default 20)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    a = ap.parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    items = D.proportional_subset(D.load_cmmlu("test"), a.n, "subject", seed=0)
+    task = chinese.mc_task("cmmlu", items, dev=D.load_cmmlu("dev"), shots=5, mode="loglik")
+    with tempfile.TemporaryDirectory() as tmp:
+        if a.side == "study":
+            target = runner.resolve_target(EMBEDDED_KEY, "transformers", threads=a.threads)
+            res = SectionResults("bench", "03_chinese_quality", root=Path(tmp))
+            recs, _ = runner.run_tasks(target, [task], res, progress=False)
+            acc = sum(r["verdict"] == "correct" for r in recs) / len(recs)
+        else:
+            dev = list({d["id"]: d for s in task.samples for d in s.data["shots"]}.values())
+            ids = write_tasks(Path(tmp) / "tasks", "cmmlu", items, dev)
+            out = run(HF.embedded(), Path(tmp) / "tasks", ids, num_fewshot=5)
+            acc = sum(out[i["id"]]["choice"] == i["answer"] for i in items) / len(items)
+    print(f"{a.side}: {len(items)} CMMLU items, accuracy {acc:.3f}")
+
+
+if __name__ == "__main__":
+    _bench()
