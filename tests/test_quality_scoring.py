@@ -321,3 +321,15 @@ def test_wilson_interval_contains_point_everywhere():
         s = runner.summarize_records(recs)
         assert 0 <= s["ci_low"] <= s["accuracy"] <= s["ci_high"] <= 1
         assert not math.isnan(s["ci_low"])
+
+
+def test_every_protocol_a_task_names_is_written_down():
+    from slmstudy.evals import protocols
+
+    named = set(chinese.MC_PROTOCOLS.values()) | {"lm-eval/gsm8k", "chat-gen/gsm8k", "study/math500",
+                                                  "study/humaneval", "study/mbpp", "study/bfcl-simple"}
+    assert named == set(protocols.PROTOCOLS)
+    for row in protocols.table():
+        assert all(row[k] for k in ("reference", "shots", "template", "extraction", "metric")), row
+    with pytest.raises(StudyError, match="unknown protocol"):
+        protocols.get("lm-eval/nope")

@@ -40,42 +40,29 @@ _CHAT_MC_EXTRACT = ("first explicit answer marker (答案/正确选项/answer is
                     "OpenCompass first_option_postprocess takes the first marker too); an echoed "
                     "option list or no letter is a format failure, counted wrong")
 
+_MC = (("cmmlu", "cmmlu", "_default_template_yaml", "以下是关于{科目}的单项选择题，请直接给出正确答案的选项。"),
+       ("ceval", "ceval-valid", "_default_ceval_yaml", "以下是中国关于{科目}的单项选择题，请选出其中的正确答案。"))
+
 PROTOCOLS: dict[str, Protocol] = {p.id: p for p in [
-    Protocol(
-        id="lm-eval/cmmlu", benchmark="cmmlu",
-        reference="lm-evaluation-harness 0.4.13 `cmmlu` (tasks/cmmlu/_default_template_yaml and "
-                  "cmmlu_<subject>.yaml) run with --num_fewshot 5",
+    *(Protocol(
+        id=f"lm-eval/{task}", benchmark=bench,
+        reference=f"lm-evaluation-harness 0.4.13 `{task}` (tasks/{bench}/{base} and "
+                  f"{task}_<subject>.yaml) run with --num_fewshot 5",
         shots="5, from the same subject's dev split, first in file order (sampler first_n)",
-        template=_LMEVAL_MC_TEXT + "; description 以下是关于{科目}的单项选择题，请直接给出正确答案的选项。",
+        template=f"{_LMEVAL_MC_TEXT}; description {description}",
         stop="— (log-likelihood)", max_tokens="— (log-likelihood)",
         extraction="none: the highest-likelihood continuation is the answer",
-        metric=_LMEVAL_MC_METRIC),
-    Protocol(
-        id="lm-eval/ceval-valid", benchmark="ceval",
-        reference="lm-evaluation-harness 0.4.13 `ceval-valid` (tasks/ceval/_default_ceval_yaml "
-                  "and ceval-valid_<subject>.yaml) run with --num_fewshot 5",
-        shots="5, from the same subject's dev split, first in file order (sampler first_n)",
-        template=_LMEVAL_MC_TEXT + "; description 以下是中国关于{科目}的单项选择题，请选出其中的正确答案。",
-        stop="— (log-likelihood)", max_tokens="— (log-likelihood)",
-        extraction="none: the highest-likelihood continuation is the answer",
-        metric=_LMEVAL_MC_METRIC),
-    Protocol(
-        id="chat-gen/cmmlu", benchmark="cmmlu",
-        reference="generative variant of lm-eval `cmmlu` (its description and question format) "
-                  "in the model's chat template, as chat models are scored by OpenCompass's "
-                  "`cmmlu_gen` (multi-turn shots, first-option extraction)",
-        shots="as lm-eval/cmmlu (params `shots`, default 5, dev split, first_n)",
+        metric=_LMEVAL_MC_METRIC) for bench, task, base, description in _MC),
+    *(Protocol(
+        id=f"chat-gen/{task}", benchmark=bench,
+        reference=f"generative variant of lm-eval `{task}` (its description and question format) "
+                  f"in the model's chat template, as OpenCompass's `{bench}_gen` scores chat models "
+                  "(multi-turn shots, first-option extraction)",
+        shots=f"as lm-eval/{task} (params `shots`, default 5, dev split, first_n)",
         template=_CHAT_MC, stop="the model's end-of-generation tokens",
         max_tokens="params mc_max_tokens (default 24)", extraction=_CHAT_MC_EXTRACT,
-        metric="accuracy with Wilson 95% CI; format failures counted apart and as wrong"),
-    Protocol(
-        id="chat-gen/ceval-valid", benchmark="ceval",
-        reference="generative variant of lm-eval `ceval-valid` in the model's chat template, as "
-                  "OpenCompass's `ceval_gen` scores chat models",
-        shots="as lm-eval/ceval-valid (params `shots`, default 5, dev split, first_n)",
-        template=_CHAT_MC, stop="the model's end-of-generation tokens",
-        max_tokens="params mc_max_tokens (default 24)", extraction=_CHAT_MC_EXTRACT,
-        metric="accuracy with Wilson 95% CI; format failures counted apart and as wrong"),
+        metric="accuracy with Wilson 95% CI; format failures counted apart and as wrong")
+      for bench, task, _base, _description in _MC),
     Protocol(
         id="lm-eval/gsm8k", benchmark="gsm8k",
         reference="lm-evaluation-harness 0.4.13 `gsm8k` (tasks/gsm8k/gsm8k.yaml)",
