@@ -59,7 +59,7 @@ peer_lmeval = True  # lm-eval scores the same log-likelihood items; compared ite
 zh_tasks = True  # run the project's own rubric tasks (data/zh_tasks.yaml)
 zh_categories = None  # restrict to these categories (None: all)
 zh_max_tokens = 192  # generation budget for an own task, tokens
-targets = [  # model × engine; generate: score free answers; loglik: A-D by next-token logprob
+targets = [  # model × engine; generate: the chat-gen protocol; loglik: lm-eval's " A"…" D" log-likelihood
     {"model": "smollm2_135m", "engine": "llamacpp", "generate": True, "loglik": True},
     {"model": "smollm2_135m", "engine": "transformers", "generate": False, "loglik": True},
 ]
