@@ -44,3 +44,10 @@ def test_wilson_interval():
 
 def test_roofline():
     assert m.roofline_tok_s(3000e9, 15e9) == pytest.approx(200)
+
+
+def test_wilson_interval_always_holds_the_point_even_at_0_and_n():
+    for n in range(1, 60):
+        for k in (0, n):
+            p, lo, hi = m.binomial_ci(k, n)
+            assert 0.0 <= lo <= p <= hi <= 1.0, (k, n, lo, p, hi)

@@ -102,7 +102,9 @@ def binomial_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or n successes the Wilson bound equals p exactly; rounding can put it a hair beyond
+    # (0/3 gave a low of 5.6e-17 > 0, a negative error bar), so the interval is clipped to hold p
+    return p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def roofline_tok_s(bandwidth_bytes_s: float, bytes_read_per_token: float) -> float:
