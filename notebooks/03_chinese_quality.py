@@ -62,6 +62,7 @@ zh_max_tokens = 192  # generation budget for an own task, tokens
 targets = [  # model × engine; generate: the chat-gen protocol; loglik: lm-eval's " A"…" D" log-likelihood
     {"model": "smollm2_135m", "engine": "llamacpp", "generate": True, "loglik": True},
     {"model": "smollm2_135m", "engine": "transformers", "generate": False, "loglik": True},
+    {"model": "gemma3_270m", "engine": "transformers", "generate": False, "loglik": True},  # base model
 ]
 
 # %%
@@ -105,7 +106,8 @@ for t in [t for t in tasks if t.name == "cmmlu"][:2]:
 
 # %%
 records, target_infos = runner.run_section(P, tasks, results)
-pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]]
+display(pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]])
+runner.skipped_table(target_infos)  # protocols a target could not run, and why (a base model: no chat template)
 
 # %% [markdown]
 # ## Accuracy with 95% intervals, next to speed

@@ -56,6 +56,7 @@ math500_n = 10  # MATH-500 items, proportional to the levels 1-5 (nested, seeded
 math500_max_tokens = 320  # generation budget per MATH answer, tokens
 targets = [  # model × engine whose answers are scored
     {"model": "smollm2_135m", "engine": "llamacpp"},
+    {"model": "gemma3_270m", "engine": "llamacpp"},  # base model: lm-eval's gsm8k only
 ]
 
 # %%
@@ -81,7 +82,8 @@ pd.DataFrame(protocols.table(sorted({t.protocol for t in tasks if t.protocol})))
 
 # %%
 records, target_infos = runner.run_section(P, tasks, results)
-pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]]
+display(pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]])
+runner.skipped_table(target_infos)  # protocols a target could not run, and why (a base model: no chat template)
 
 # %% [markdown]
 # ## Accuracy with 95% intervals, next to speed

@@ -46,6 +46,7 @@ seed = 0  # subset sampling and generation seed (decoding is greedy)
 threads = 1  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 humaneval_n = 8  # HumanEval problems (seeded random subset of 164)
+humaneval_completion = True  # the same problems also as plain-text completion (Codex paper; base models)
 mbpp_n = 8  # MBPP problems from task ids 11-510 (seeded random subset of 257)
 bfcl_n = 8  # BFCL simple items per language (seeded random subset)
 bfcl_languages = ["python"]  # python (400 items), java (100), javascript (50)
@@ -55,12 +56,13 @@ sandbox_timeout_s = 10.0  # wall-clock and CPU limit per test run, seconds
 sandbox_memory_mb = 1024  # address-space limit per test run, MiB
 targets = [  # model × engine whose programs are run
     {"model": "smollm2_135m", "engine": "llamacpp"},
+    {"model": "gemma3_270m", "engine": "llamacpp"},  # base model: its text protocols only
 ]
 
 # %%
 P = validate("05_code", dict(
     run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx,
-    humaneval_n=humaneval_n, mbpp_n=mbpp_n, bfcl_n=bfcl_n, bfcl_languages=bfcl_languages,
+    humaneval_n=humaneval_n, humaneval_completion=humaneval_completion, mbpp_n=mbpp_n, bfcl_n=bfcl_n, bfcl_languages=bfcl_languages,
     code_max_tokens=code_max_tokens, bfcl_max_tokens=bfcl_max_tokens,
     sandbox_timeout_s=sandbox_timeout_s, sandbox_memory_mb=sandbox_memory_mb, targets=targets))
 SECTION = "05_code"
@@ -83,7 +85,8 @@ pd.DataFrame([{"task": t.name, "samples": len(t.samples), "max_tokens": t.max_to
 
 # %%
 records, target_infos = runner.run_section(P, tasks, results)
-pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]]
+display(pd.DataFrame(target_infos)[["label", "engine", "path", "load_s", "n_records"]])
+runner.skipped_table(target_infos)  # protocols a target could not run, and why (a base model: no chat template)
 
 # %% [markdown]
 # ## pass@1 with 95% intervals, next to speed

@@ -1,3 +1,4 @@
+import math
 import os
 
 import pytest
@@ -54,3 +55,25 @@ def test_gguf_architecture_matches_registry(arts):
 
     assert gguf_meta.architecture(arts.gguf).param_count() == \
         get_model("smollm2_135m").arch.param_count()
+
+
+def test_gemma_gguf_architecture_matches_registry():
+    """The second bundled model: the GGUF its package assembles has the shape registered from
+    google/gemma-3-270m's config.json (head_dim 256 read from attention.key_length)."""
+    from slmstudy.models import embedded_gguf_path, get_model
+
+    got = gguf_meta.architecture(embedded_gguf_path("gemma3_270m"))
+    want = get_model("gemma3_270m").arch
+    assert (got.head_size, got.num_key_value_heads, got.vocab_size) == (256, 1, 262144)
+    assert got.param_count() == want.param_count()
+    # against the tensors themselves (the HF folder transformers dequantized): the count misses
+    # only Gemma's q/k norms and its two extra norms per layer, 18 × (2·640 + 2·256)
+    import json
+    import struct
+
+    from slmstudy.forms import HF
+
+    with open(HF.embedded("gemma3_270m") / "model.safetensors", "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    n = sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    assert n == want.param_count() + 18 * (2 * 640 + 2 * 256)

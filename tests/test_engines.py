@@ -113,6 +113,29 @@ def test_loglikelihood_agrees_with_greedy_generation(engine, chat_ids):
     assert a.token_logprobs[0] > b.token_logprobs[0]
 
 
+def test_loglikelihood_with_a_reused_prefix_equals_a_fresh_pass(engine, chat_ids, prompts_ids):
+    """Two contexts sharing a long prefix, scored one after the other: the second reuses the
+    first's KV cache where the engine keeps it, and its log-probs match those of a pass with
+    nothing cached (an unrelated prompt scored in between empties the shared part)."""
+    if not registry.get(engine.name).capabilities.loglik:
+        pytest.skip(f"{engine.name} has no loglik capability")
+    shared = chat_ids * 3
+    a, b = shared + prompts_ids[0], shared + prompts_ids[1]
+    cont = [28, 29, 30]
+    engine.loglikelihood([(a, cont)])
+    warm = engine.loglikelihood([(b, cont)])[0]
+    reused = engine.loglik_tokens["reused"]
+    engine.loglikelihood([(prompts_ids[2], cont)])
+    cold = engine.loglikelihood([(b, cont)])[0]
+    assert engine.loglik_tokens["reused"] < len(shared) // 2
+    if engine.name in ("transformers", "llamacpp"):
+        assert reused >= len(shared), (engine.name, reused)
+        assert engine.loglik_tokens["evaluated"] + engine.loglik_tokens["reused"] == len(b) + 2
+    for x, y in zip(warm.token_logprobs, cold.token_logprobs):
+        assert abs(x - y) <= 1e-3 * max(1.0, abs(y)), (engine.name, warm, cold)
+    assert warm.is_greedy == cold.is_greedy
+
+
 def test_loglikelihood_is_the_same_on_every_engine(arts, chat_ids):
     """log p(answer | prompt) for transformers' greedy 4-token answer agrees across engines with
     transformers' fp32 (vLLM loads the same fp32 folder; llama.cpp the Q4_1 GGUF those weights

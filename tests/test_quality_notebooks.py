@@ -38,19 +38,25 @@ def test_committed_notebook_form(name):
 
 
 def _expected_samples(name, p):
+    """Records a smoke run must write: a base model (no chat template) runs only the text
+    protocols (log-likelihood, lm-eval's gsm8k, HumanEval completion)."""
+    from slmstudy.models import get_model
+
+    chat = [not get_model(t["model"]).base_model for t in p["targets"]]
     if name == "03_chinese_quality":
         from slmstudy.evals.chinese import load_zh_tasks
 
-        gen = sum(t["generate"] for t in p["targets"])
+        gen = sum(t["generate"] and c for t, c in zip(p["targets"], chat))
         ll = sum(t["loglik"] for t in p["targets"])
         zh = len([t for t in load_zh_tasks()["tasks"]
                   if not p["zh_categories"] or t["category"] in p["zh_categories"]])
         return (p["cmmlu_n"] + p["ceval_n"]) * (gen + ll) + (zh * gen if p["zh_tasks"] else 0)
     if name == "04_math":
-        gsm8k_tasks = 1 + bool(p.get("gsm8k_chat", True))  # lm-eval's gsm8k and the chat variant
-        return (p["gsm8k_n"] * gsm8k_tasks + p["math500_n"]) * len(p["targets"])
-    return (p["humaneval_n"] + p["mbpp_n"] + p["bfcl_n"] * len(p["bfcl_languages"])) \
-        * len(p["targets"])
+        chat_tasks = p["gsm8k_n"] * bool(p.get("gsm8k_chat", True)) + p["math500_n"]
+        return sum(p["gsm8k_n"] + chat_tasks * c for c in chat)  # lm-eval's gsm8k is text
+    text = p["humaneval_n"] * bool(p.get("humaneval_completion", True))
+    chat_tasks = p["humaneval_n"] + p["mbpp_n"] + p["bfcl_n"] * len(p["bfcl_languages"])
+    return sum(text + chat_tasks * c for c in chat)
 
 
 @pytest.mark.slow

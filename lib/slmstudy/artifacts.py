@@ -137,6 +137,14 @@ def build_gguf(src: Path, folder: Path) -> Path:
     return target
 
 
+def gguf_adds_bos(path: Path) -> bool:
+    """Does the GGUF's tokenizer prepend BOS (`tokenizer.ggml.add_bos_token`)?"""
+    import gguf
+
+    field = gguf.GGUFReader(path).fields.get("tokenizer.ggml.add_bos_token")
+    return bool(field.contents()) if field is not None else False
+
+
 def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
     """Dequantize a GGUF into an HF safetensors folder with transformers' GGUF loader."""
     with locked(folder):
@@ -147,7 +155,10 @@ def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+            # transformers' GGUF tokenizer conversion drops `tokenizer.ggml.add_bos_token`
+            # (Gemma's GGUF says True; its HF tokenizer adds <bos>, llama.cpp adds it): pass it on
+            kw = {"add_bos_token": True} if gguf_adds_bos(gguf_file) else {}
+            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, **kw)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf_file.parent, gguf_file=gguf_file.name, dtype=getattr(torch, dtype))
             # GGUF weights arrive dequantized; drop the GGUF quantizer marker so the folder is a
@@ -205,12 +216,12 @@ def prepare(key: str = EMBEDDED_KEY, gguf_source: str | os.PathLike | None = Non
             formats=FORMATS, progress: bool = True) -> ModelArtifacts:
     """Derive (once) the forms of a GGUF model into the cache; returns their paths.
 
-    `gguf_source` defaults to the embedded SmolLM2 GGUF. Idempotent: completed artifacts are
-    reused; a rerun after an interruption rebuilds only what is missing.
+    `gguf_source` defaults to the bundled model's GGUF (SmolLM2's inside its package; Gemma 3
+    270M's assembled by its package, removed once copied in). Idempotent: completed artifacts
+    are reused; a rerun after an interruption rebuilds only what is missing.
     """
     from tqdm import tqdm
 
-    src = Path(gguf_source) if gguf_source else embedded_gguf_path()
     root = cache_dir() / key
     arts = ModelArtifacts(key=key, gguf=root / "gguf" / "model.gguf", hf=root / "hf",
                           onnx=root / "onnx-int4-cpu")
@@ -223,8 +234,11 @@ def prepare(key: str = EMBEDDED_KEY, gguf_source: str | os.PathLike | None = Non
     bar = tqdm(steps, desc=f"artifacts {key}", disable=not progress, unit="form")
     for step in bar:
         bar.set_postfix_str(step)
-        if step == "gguf":
+        if step == "gguf" and not is_complete(arts.gguf.parent):
+            src = Path(gguf_source) if gguf_source else embedded_gguf_path(key)
             build_gguf(src, arts.gguf.parent)
+            if not gguf_source and src.is_relative_to(cache_dir() / "_sources"):
+                src.unlink(missing_ok=True)  # assembled only to be copied in
         elif step == "hf":
             build_hf(arts.gguf, arts.hf)
         elif step == "onnx":

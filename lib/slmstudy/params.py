@@ -266,6 +266,8 @@ class MathParams(_GenerateOnly):
 
 class CodeParams(_GenerateOnly):
     humaneval_n: int = Field(8, ge=0)
+    humaneval_completion: bool = Field(True, description="also the Codex paper's completion "
+                                       "protocol (plain-text prompt; what a base model can run)")
     mbpp_n: int = Field(8, ge=0, description="from the paper's test range (task ids 11-510)")
     bfcl_n: int = Field(8, ge=0, description="BFCL simple items per language")
     bfcl_languages: list[Literal["python", "java", "javascript"]] = ["python"]

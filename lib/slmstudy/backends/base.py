@@ -188,6 +188,8 @@ class Backend(abc.ABC):
         self.stop_ids: frozenset[int] = frozenset()
         self._loaded = False
         self._rows_cache: tuple | None = None
+        self._prefix_reused = 0
+        self.loglik_tokens = {"evaluated": 0, "reused": 0}  # of the last loglikelihood() call
 
     # -- lifecycle
     def load(self) -> float:
@@ -294,21 +296,28 @@ class Backend(abc.ABC):
             raise StudyError(f"engine {self.name} does not expose logits, so it cannot score "
                              "log-likelihoods; use an engine whose registry entry has loglik")
         out = []
+        self.loglik_tokens = {"evaluated": 0, "reused": 0}
         for ctx, cont in requests:
             if not ctx or not cont:
                 raise StudyError("log-likelihood needs a non-empty context and continuation")
             prefix = tuple(ctx) + tuple(cont[:-1])
             key = (prefix, len(cont))
             if self._rows_cache is None or self._rows_cache[0] != key:
+                self._prefix_reused = 0
                 self._rows_cache = (key, np.asarray(self._logits_rows(list(prefix), len(cont)),
                                                     dtype=np.float64))
+                self.loglik_tokens["reused"] += self._prefix_reused
+                self.loglik_tokens["evaluated"] += len(prefix) - self._prefix_reused
             out.append(score_continuation(self._rows_cache[1], cont))
         self._rows_cache = None
         return out
 
     def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
         """Logits [n, vocab] at the last n positions of `ids` (each row predicts the token after
-        its position). Engines that expose logits implement this."""
+        its position). Engines that expose logits implement this. An engine that keeps the KV
+        cache of the previous call and evaluates only what follows the common prefix (few-shot
+        prompts of one subject share the header and the shots) sets `self._prefix_reused` to
+        the number of tokens it did not evaluate again."""
         raise NotImplementedError
 
     # -- for subclasses
@@ -372,6 +381,16 @@ def incremental_chunks(ids: list[int], n: int) -> list[list[int]]:
     at a time."""
     cut = len(ids) - n + 1
     return [ids[:cut]] + [[t] for t in ids[cut:]]
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

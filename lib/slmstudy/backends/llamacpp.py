@@ -10,7 +10,7 @@ import numpy as np
 
 from ..forms import GGUF
 from ..gguf_meta import check_gguf
-from .base import Backend, EngineOptions, GenRequest, RunContext, incremental_chunks
+from .base import Backend, EngineOptions, GenRequest, RunContext, common_prefix_len, incremental_chunks
 from .registry import Capabilities, EngineSpec
 
 
@@ -103,17 +103,22 @@ class LlamaCppBackend(Backend):
 
     def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
         """The context is evaluated once; each of the last n-1 tokens is then fed alone, reading
-        the last position's logits after each (no logits_all buffer needed)."""
+        the last position's logits after each (no logits_all buffer needed). The KV cache of
+        the previous call is kept up to the prefix it shares with `ids` (as `Llama.generate`
+        does with reset=False): only the rest is evaluated."""
         import llama_cpp
 
         llm = self.llm
-        llm.reset()
+        keep = min(common_prefix_len(llm.input_ids[:llm.n_tokens].tolist(), ids), len(ids) - n)
+        llm.n_tokens = max(0, keep)  # eval() removes the cache beyond n_tokens
+        self._prefix_reused = llm.n_tokens
         rows = []
-        for chunk in incremental_chunks(ids, n):
+        chunks = incremental_chunks(ids, n)
+        chunks[0] = chunks[0][llm.n_tokens:]
+        for chunk in chunks:
             llm.eval(chunk)
             ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
             rows.append(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64))
-        llm.reset()
         return np.stack(rows)
 
     def _close(self):

@@ -55,11 +55,12 @@ class OpenVINOForm(ArtifactForm):
 
     name = "openvino"
 
-    def embedded(self) -> Path:
+    def embedded(self, key: str | None = None) -> Path:
         from ..models import EMBEDDED_KEY
         from ..paths import cache_dir
 
-        return build(HF.embedded(), cache_dir() / EMBEDDED_KEY / "openvino-fp16")
+        key = key or EMBEDDED_KEY
+        return build(HF.embedded(key), cache_dir() / key / "openvino-fp16")
 
     def replica(self, key: str, fmt: str) -> Path:
         raise StudyError(f"no OpenVINO replica of {key}: the openvino form is converted from real "

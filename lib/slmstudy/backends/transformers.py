@@ -8,7 +8,7 @@ from typing import Literal
 
 from ..errors import ModelNotFoundError, StudyError
 from ..forms import HF
-from .base import Backend, EngineOptions, Generation, GenRequest, RunContext
+from .base import Backend, EngineOptions, Generation, GenRequest, RunContext, common_prefix_len
 from .registry import Capabilities, EngineSpec
 
 
@@ -76,6 +76,7 @@ class TransformersBackend(Backend):
             self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(
                 self.device)
         self.model.eval()
+        self._kv = None  # (ids, KV cache) of the last log-likelihood pass, for prefix reuse
         self.tokenizer = None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
@@ -164,16 +165,36 @@ class TransformersBackend(Backend):
         return self._split(requests, *self._run(requests))
 
     def _logits_rows(self, ids: list[int], n: int):
+        """One forward pass over what follows the prefix shared with the previous call; the
+        previous call's KV cache is cropped to that prefix (lm-eval's HF backend runs every
+        request in full; the logits agree to float rounding: tests/test_engines.py)."""
         import torch
 
+        keep, cache = 0, None
+        if self._kv is not None:
+            prev, cache = self._kv
+            keep = min(common_prefix_len(prev, ids), len(ids) - n)
+            try:
+                if keep > 0:
+                    cache.crop(keep)
+            except Exception:  # a cache layout without crop (sliding-window layers): full pass
+                keep = 0
+            if keep <= 0:
+                keep, cache = 0, None
+        self._kv = None
         with torch.inference_mode():
-            x = torch.tensor([ids], device=self.device)
-            return self.model(input_ids=x).logits[0, -n:].double().cpu().numpy()
+            x = torch.tensor([ids[keep:]], device=self.device)
+            out = self.model(input_ids=x, past_key_values=cache, use_cache=True,
+                             logits_to_keep=n)  # only the rows scored: Gemma's head is 262k wide
+        self._kv = (list(ids), out.past_key_values)
+        self._prefix_reused = keep
+        return out.logits[0, -n:].double().cpu().numpy()
 
     def _close(self):
         import gc
 
         self.model = None
+        self._kv = None
         gc.collect()
 
 

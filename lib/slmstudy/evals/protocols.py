@@ -106,6 +106,16 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in [
         metric="pass@1 (greedy): passed only if the tests ran to the end (a per-run token); every "
                "early exit is a failure"),
     Protocol(
+        id="human-eval/humaneval-completion", benchmark="humaneval",
+        reference="the Codex paper's protocol (Chen et al. 2021; openai/human-eval, as "
+                  "bigcode-evaluation-harness runs base models): the prompt verbatim as plain "
+                  "text, the model continues the function",
+        shots="0", template="none: the HumanEval prompt as it is (a base model needs no template)",
+        stop='"\\nclass", "\\ndef", "\\n#", "\\nif", "\\nprint" and the end-of-generation '
+             "tokens", max_tokens="params code_max_tokens (320)",
+        extraction="none: program = prompt + completion (cut at the first stop sequence)",
+        metric="pass@1 (greedy), execution as study/humaneval: the tests must run to the end"),
+    Protocol(
         id="study/mbpp", benchmark="mbpp",
         reference="MBPP sanitized (427 tasks; scored on the 257 with task ids 11–510, the paper's "
                   "test range), prompt as in the MBPP paper (text + the assert tests)",

@@ -172,23 +172,23 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
                    threads: int | None = None, n_ctx: int = 4096,
                    dtype: str = "float32", seed: int = 0,
                    options: dict | None = None) -> EvalTarget:
-    """Find the files for `model` in `engine`. The embedded model is derived on first use
-    (slmstudy.artifacts.prepare); any other model needs a local `path` (and, for a GGUF, the
-    HF `tokenizer` folder that holds its chat template). Nothing is substituted silently.
-    `options`: the engine's options by name, over the section's defaults."""
+    """Find the files for `model` in `engine`. A bundled model (SmolLM2-135M-Instruct, Gemma 3
+    270M) is derived on first use (slmstudy.artifacts.prepare); any other model needs a local
+    `path` (and, for a GGUF, the HF `tokenizer` folder that holds its chat template). Nothing is
+    substituted silently. `options`: the engine's options by name, over the section's defaults."""
     from ..forms import HF
-    from ..models import EMBEDDED_KEY
+    from ..models import BUNDLED
 
     spec = registry.get(engine)
     if path is None:
-        if model != EMBEDDED_KEY:
+        if model not in BUNDLED:
             raise ModelNotFoundError(
                 f"no local weights for model {model!r}: quality needs the real checkpoint. Set "
                 f"`path` for it in the targets of your params (an HF folder for "
                 f"transformers/vllm, a .gguf for llamacpp, an ONNX folder for ortgenai), or use "
-                f"the embedded model {EMBEDDED_KEY!r}.")
-        model_path = spec.form.embedded()
-        tok_dir = HF.embedded()  # the HF tokenizer renders the prompts for every engine
+                f"a bundled model ({', '.join(BUNDLED)}).")
+        model_path = spec.form.embedded(model)
+        tok_dir = HF.embedded(model)  # the HF tokenizer renders the prompts for every engine
     else:
         model_path = Path(path).expanduser().resolve()
         if not model_path.exists():
@@ -317,6 +317,8 @@ class Evaluator:
             from tqdm import tqdm  # plain text bar: executed notebooks keep a few lines, no widgets
 
             backend = self._ensure_backend()
+            if task.mode == "loglik":  # prompts that share a prefix (one subject's header and
+                todo = sorted(todo, key=lambda s: s.prompt or "")  # shots) run back to back
             bar = tqdm(todo, desc=f"{task.name} [{task.mode}] {self.target.label}",
                        disable=not self.progress, unit="sample", mininterval=10)
             n_ok = 0
@@ -413,9 +415,11 @@ class Evaluator:
                    score_value=None,
                    detail={"continuation_logprobs": lps,
                            "is_greedy": {c: r.is_greedy for c, r in zip(task.choices, res)},
-                           "continuation_ids": {c: p[1] for c, p in zip(task.choices, pairs)}},
+                           "continuation_ids": {c: p[1] for c, p in zip(task.choices, pairs)},
+                           "prompt_tokens": dict(backend.loglik_tokens)},
                    n_tokens=0, prefill_s=prefill_s,
-                   prefill_tok_s=len(pairs[0][0]) / prefill_s if prefill_s > 0 else None)
+                   prefill_tok_s=(backend.loglik_tokens["evaluated"] / prefill_s
+                                  if prefill_s > 0 else None))
         return rec
 
 
@@ -465,11 +469,39 @@ def run_section(params, tasks: list[Task], results: SectionResults, *,
     infos: list[dict] = []
     for spec in params.targets:
         target = target_from_spec(spec, params)
-        recs, load_s = run_tasks(target, select_tasks(tasks, spec), results, seed=params.seed,
-                                 progress=progress)
+        chosen = select_tasks(tasks, spec)
+        runnable, skipped = split_by_chat_template(target, chosen)
+        recs, load_s = run_tasks(target, runnable, results, seed=params.seed, progress=progress)
         records.extend(recs)
-        infos.append({**target_info(target), "load_s": load_s, "n_records": len(recs)})
+        infos.append({**target_info(target), "load_s": load_s, "n_records": len(recs),
+                      "skipped": skipped})
     return records, infos
+
+
+def skipped_table(infos: list[dict]):
+    """The protocols a section's targets did not run, with the reason (a DataFrame; a
+    sentence when every target ran everything)."""
+    import pandas as pd
+
+    rows = [{"target": i["label"], "task [protocol]": k, "why": v}
+            for i in infos for k, v in (i.get("skipped") or {}).items()]
+    return pd.DataFrame(rows) if rows else "every target ran every protocol of the section"
+
+
+def has_chat_template(tokenizer_dir: Path) -> bool:
+    return bool(tokenizer(tokenizer_dir).chat_template)
+
+
+def split_by_chat_template(target: EvalTarget, tasks: list[Task]) -> tuple[list[Task], dict]:
+    """(tasks the target can run, {task [protocol]: why not}): a base model's tokenizer has no
+    chat template, so chat-format protocols are not run for it (no template is made up); its
+    text protocols (log-likelihood, few-shot completion) run as for any model."""
+    if has_chat_template(target.tokenizer_dir):
+        return tasks, {}
+    skipped = {f"{t.name} [{t.protocol or t.mode}]": "no chat template: a base model; the "
+               "chat protocol is not run (its text protocols are)"
+               for t in tasks if t.prompt_format == "chat"}
+    return [t for t in tasks if t.prompt_format != "chat"], skipped
 
 
 # ------------------------------------------------------------------------------ summaries

@@ -14,7 +14,7 @@ from ..backends.base import RunContext
 from ..chat import tokenizer
 from ..errors import StudyError
 from ..forms import HF
-from ..models import EMBEDDED_KEY, REGISTRY, get_model
+from ..models import BUNDLED, REGISTRY, get_model
 from ..params import SpeedParams, SpeedTarget
 from ..resources import check_fits
 
@@ -44,16 +44,11 @@ def resolve_target(t: SpeedTarget) -> ResolvedTarget:
         path = form.replica(t.model, t.format)
         held, read = form.sizes(path, t.dtype, arch)
         return ResolvedTarget(t, path, opts, held, read, None)
-    if t.model != EMBEDDED_KEY:
+    if t.model not in BUNDLED:
         return _resolve_local(t, opts)
-    path = form.embedded()
+    path = form.embedded(t.model)
     held, read = form.sizes(path, t.dtype)
-    return ResolvedTarget(t, path, opts, held, read, HF.embedded())
-
-def _embedded_tokenizer() -> Path:
-    from ..artifacts import prepare
-
-    return prepare(formats=("hf",), progress=False).hf
+    return ResolvedTarget(t, path, opts, held, read, HF.embedded(t.model))
 
 def _resolve_local(t: SpeedTarget, opts: dict) -> ResolvedTarget:
     """A real model given by local path, in the engine's form (a .gguf file for llama.cpp, an
@@ -87,9 +82,10 @@ def preflight(params: SpeedParams) -> None:
             except StudyError as e:
                 raise StudyError(f"{t.name()}: {e}") from None
             check_fits(f"{t.name()} (replica)", int(arch.param_count() * b))
-        elif t.model != EMBEDDED_KEY and not Path(t.model).expanduser().exists():
+        elif t.model not in BUNDLED and not Path(t.model).expanduser().exists():
             raise StudyError(
-                f"model {t.model!r}: real (non-replica) targets need the embedded model or a local "
+                f"model {t.model!r}: real (non-replica) targets need a bundled model "
+                f"({', '.join(BUNDLED)}) or a local "
                 "path (.gguf file, HF folder, ONNX folder); set replica: true to time a registered "
                 f"architecture with random weights (registered: {', '.join(sorted(REGISTRY))})")
     if params.prompt_tokens + params.output_tokens > 4096:
@@ -101,6 +97,8 @@ def synthetic_prompt(n_tokens: int, target: ResolvedTarget, seed: int = 0) -> li
         tok = tokenizer(target.tokenizer_dir)
         text = ("长江是中国最长的河流，全长约六千三百公里。The Yangtze is the longest river in China. "
                 * (n_tokens // 8 + 8))
+        if not tok.chat_template:  # a base model: the prose as plain text (with its BOS)
+            return [int(i) for i in tok.encode(text)[:n_tokens]]
         msgs = [{"role": "user", "content": text}]
         ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
         ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
