@@ -51,6 +51,7 @@ targets = [  # model × engine × format; replica: random weights in the real ar
     {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32"},
     {"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1"},
     {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4", "concurrency": [1, 2]},
+    {"model": "gemma3_270m", "engine": "llamacpp", "format": "Q4_K_M", "concurrency": [1]},
     {"model": "qwen25_05b", "engine": "transformers", "dtype": "float32", "replica": True,
      "concurrency": [1]},
     {"model": "qwen25_05b", "engine": "llamacpp", "format": "Q4_K_M", "replica": True,

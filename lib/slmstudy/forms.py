@@ -124,6 +124,12 @@ class GGUFForm(ArtifactForm):
 
         return tensor_bytes(path)
 
+    def tokenizer_dir(self, path: Path) -> Path | None:
+        """A GGUF carries its vocabulary and chat template: an HF tokenizer made from them."""
+        from .artifacts import gguf_tokenizer
+
+        return gguf_tokenizer(path if path.suffix == ".gguf" else next(path.glob("*.gguf")))
+
 
 class ONNXForm(ArtifactForm):
     """An onnxruntime-genai folder (genai_config.json + model.onnx[.data]) from its builder."""

@@ -198,10 +198,15 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
             tok_dir = Path(tokenizer).expanduser().resolve()
         elif model_path.is_dir() and (model_path / "tokenizer_config.json").is_file():
             tok_dir = model_path
+        elif model_path.suffix == ".gguf":  # its own vocabulary and chat template
+            from ..artifacts import gguf_tokenizer
+
+            tok_dir = gguf_tokenizer(model_path)
         else:
             raise ModelNotFoundError(
-                f"{model_path} has no Hugging Face tokenizer next to it; set `tokenizer` to the "
-                "model's HF folder (its chat template renders the prompts for every engine).")
+                f"{model_path} has no Hugging Face tokenizer (tokenizer_config.json) in it; set "
+                "`tokenizer` to the model's HF folder (its chat template renders the prompts for "
+                "every engine), or give a .gguf, which carries its own.")
     opts = spec.options_for(RunContext(device="cpu", n_ctx=n_ctx, threads=threads, seed=seed,
                                        dtype=dtype), options)
     return EvalTarget(model=model, engine=engine, path=model_path, tokenizer_dir=tok_dir,

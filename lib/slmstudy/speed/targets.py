@@ -14,7 +14,7 @@ from ..backends.base import RunContext
 from ..chat import tokenizer
 from ..errors import StudyError
 from ..forms import HF
-from ..models import BUNDLED, REGISTRY, get_model
+from ..models import BUNDLED, REGISTRY, get_model, resolve_model
 from ..params import SpeedParams, SpeedTarget
 from ..resources import check_fits
 
@@ -106,7 +106,7 @@ def synthetic_prompt(n_tokens: int, target: ResolvedTarget, seed: int = 0) -> li
                                        add_generation_prompt=True, tokenize=True)
         tail = list(tail["input_ids"] if hasattr(tail, "keys") else tail)[-3:]
         return [int(i) for i in ids[: n_tokens - len(tail)] + tail]
-    vocab = get_model(target.spec.model).arch.vocab_size
+    vocab = resolve_model(target.spec.model).arch.vocab_size  # a key or a local path
     rng = np.random.default_rng(seed)
     return [int(i) for i in rng.integers(100, min(vocab, 30000), n_tokens)]
 
