@@ -197,6 +197,17 @@ display(views.examples([r for r in records if r["mode"] == "generate"
                         and r["task"] != "zh_tasks"], n=4))
 views.examples(zh_records, n=8)
 
+# %% [markdown]
+# ## Model against model, on the same items
+# SmolLM2-135M-Instruct (English-centred, instruction-tuned) against Gemma 3 270M (multilingual,
+# pretrained only) wherever both ran the same protocol on the same items: each accuracy, the
+# items only one of them got right, McNemar's exact test on those, and the paired difference
+# with its 95% interval (narrower than two separate Wilson intervals would suggest, because the
+# items are shared). An interval that contains 0 does not tell the models apart.
+
+# %%
+runner.model_comparison_table(records)
+
 # %%
 summary_path = results.write_summary(chinese.section_summary(records, P, target_infos, data_used, peer))
 print(f"summary: {summary_path}  ({len(records)} samples)")

@@ -141,6 +141,17 @@ display(views.examples([r for r in records if r["task"] in ("humaneval", "mbpp")
                        chars=300))
 views.examples([r for r in records if r["task"].startswith("bfcl")], n=4, chars=200)
 
+# %% [markdown]
+# ## Model against model, on the same items
+# SmolLM2-135M-Instruct (English-centred, instruction-tuned) against Gemma 3 270M (multilingual,
+# pretrained only) wherever both ran the same protocol on the same items: each accuracy, the
+# items only one of them got right, McNemar's exact test on those, and the paired difference
+# with its 95% interval (narrower than two separate Wilson intervals would suggest, because the
+# items are shared). An interval that contains 0 does not tell the models apart.
+
+# %%
+runner.model_comparison_table(records)
+
 # %%
 summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "sandbox_layers": list(layers),

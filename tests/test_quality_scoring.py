@@ -333,3 +333,26 @@ def test_every_protocol_a_task_names_is_written_down():
         assert all(row[k] for k in ("reference", "shots", "template", "extraction", "metric")), row
     with pytest.raises(StudyError, match="unknown protocol"):
         protocols.get("lm-eval/nope")
+
+
+def test_model_comparison_pairs_models_on_shared_items_only():
+    """a (model m1) right on s1-s3, b (model m2) right on s1 only, c (m1 on another engine) is
+    not compared with a; s5 was scored by a alone and is left out. By hand: only-a 2, only-b 0,
+    McNemar's exact two-sided p = 2 · 0.5² = 0.5, difference 2/4."""
+    from slmstudy.evals.runner import model_comparison
+
+    def rec(target, model, sid, ok):
+        return {"task": "t", "mode": "generate", "target": target, "model": model,
+                "sample_id": sid, "verdict": "correct" if ok else "wrong"}
+
+    recs = [rec("m1/x", "m1", s, s in ("s1", "s2", "s3")) for s in ("s1", "s2", "s3", "s4", "s5")]
+    recs += [rec("m2/x", "m2", s, s == "s1") for s in ("s1", "s2", "s3", "s4")]
+    recs += [rec("m1/y", "m1", s, True) for s in ("s1", "s2")]
+    rows = model_comparison(recs)
+    pair = [r for r in rows if {r["a"], r["b"]} == {"m1/x", "m2/x"}]
+    assert not [r for r in rows if {r["a"], r["b"]} == {"m1/x", "m1/y"}]
+    (r,) = pair
+    assert (r["n"], r["only_a_correct"], r["only_b_correct"]) == (4, 2, 0)
+    assert (r["a_accuracy"], r["b_accuracy"], r["accuracy_diff"]) == (0.75, 0.25, 0.5)
+    assert r["mcnemar_p"] == pytest.approx(0.5)
+    assert r["diff_ci_low"] < 0.5 < r["diff_ci_high"]

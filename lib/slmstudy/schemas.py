@@ -187,6 +187,8 @@ class QualitySummary(_Typed):
     params: dict[str, Any]
     targets: list[dict[str, Any]] = []
     data: dict[str, Any] = {}
+    #: model against model on the same items (evals.runner.model_comparison)
+    model_comparison: list[dict[str, Any]] = []
 
 
 class ChineseSummary(QualitySummary):

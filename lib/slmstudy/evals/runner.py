@@ -587,5 +587,56 @@ def section_summary(records: list[dict], params: dict, *, extra: dict | None = N
                     schema: type[QualitySummary] = QualitySummary) -> QualitySummary:
     """The summary.json of a quality section: rows by task × target × mode, totals, params, and
     the section's own breakdowns (`extra`, the fields of its `schema` in `slmstudy.schemas`)."""
+    extra = dict(extra or {})
+    extra.setdefault("model_comparison", model_comparison(records))
     return schema(rows=summarize(records, by), n_records=len(records),
-                  verdicts=list(VERDICTS), params=params, **(extra or {}))
+                  verdicts=list(VERDICTS), params=params, **extra)
+
+
+def model_comparison_table(records: list[dict]):
+    """:func:`model_comparison` as a DataFrame with the difference as "x [lo, hi]" (a sentence
+    when no two models scored the same items)."""
+    import pandas as pd
+
+    rows = model_comparison(records)
+    if not rows:
+        return "no two models scored the same items under the same protocol"
+    df = pd.DataFrame(rows)
+    df["a − b [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                            for d, lo, hi in zip(df.accuracy_diff, df.diff_ci_low, df.diff_ci_high)]
+    return df[["task", "mode", "a", "b", "n", "a_accuracy", "b_accuracy", "only_a_correct",
+               "only_b_correct", "mcnemar_p", "a − b [95% CI]"]].round(3)
+
+
+def model_comparison(records: list[dict]) -> list[dict]:
+    """Two models on the same items: for each task and mode, every pair of targets whose models
+    differ, over the sample ids both scored — each one's accuracy, the items only one got
+    right, McNemar's exact test on those, and the paired difference (a − b) with its 95%
+    interval (`metrics.paired_difference_ci`). Paired, because both answered the same items:
+    the interval is narrower than the difference of two independent Wilson intervals."""
+    correct: dict[tuple[str, str, str], dict[str, bool]] = defaultdict(dict)
+    model_of: dict[str, str] = {}
+    for r in records:
+        correct[(r["task"], r["mode"], r["target"])][r["sample_id"]] = r.get("verdict") == "correct"
+        model_of[r["target"]] = r.get("model") or r["target"]
+    rows = []
+    for task, mode in sorted({(t, m) for t, m, _ in correct}):
+        targets = sorted(g for t, m, g in correct if (t, m) == (task, mode))
+        for i, a in enumerate(targets):
+            for b in targets[i + 1:]:
+                if model_of[a] == model_of[b]:
+                    continue  # engines of one model: the agreement tables' business
+                ca, cb = correct[(task, mode, a)], correct[(task, mode, b)]
+                ids = sorted(set(ca) & set(cb))
+                if not ids:
+                    continue
+                only_a = sum(ca[s] and not cb[s] for s in ids)
+                only_b = sum(cb[s] and not ca[s] for s in ids)
+                diff, lo, hi = metrics.paired_difference_ci(only_a, only_b, len(ids))
+                rows.append({"task": task, "mode": mode, "a": a, "b": b, "n": len(ids),
+                             "a_accuracy": sum(ca[s] for s in ids) / len(ids),
+                             "b_accuracy": sum(cb[s] for s in ids) / len(ids),
+                             "only_a_correct": only_a, "only_b_correct": only_b,
+                             "mcnemar_p": metrics.mcnemar_exact(only_a, only_b),
+                             "accuracy_diff": diff, "diff_ci_low": lo, "diff_ci_high": hi})
+    return rows
