@@ -49,7 +49,7 @@ from slmstudy.results import SectionResults
 run_id = "default"  # results go to build/runs/<run_id>/03_chinese_quality/
 data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../shared/data)
 seed = 0  # subset sampling and generation seed (decoding is greedy)
-threads = 1  # CPU threads per engine (None: all cores)
+threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 cmmlu_n = 24  # CMMLU test items, spread evenly over the 67 subjects
 ceval_n = 12  # C-Eval val items, spread evenly over the 52 subjects

@@ -46,7 +46,7 @@ from slmstudy.results import SectionResults
 run_id = "default"  # results go to build/runs/<run_id>/04_math/
 data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../shared/data)
 seed = 0  # subset sampling and generation seed (decoding is greedy)
-threads = 1  # CPU threads per engine (None: all cores)
+threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 gsm8k_n = 15  # GSM8K test items (seeded random subset)
 gsm8k_shots = 5  # lm-eval gsm8k: train-split exemplars drawn as lm-eval draws them (0-8)

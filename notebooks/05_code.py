@@ -43,7 +43,7 @@ from slmstudy.results import SectionResults
 run_id = "default"  # results go to build/runs/<run_id>/05_code/
 data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../shared/data)
 seed = 0  # subset sampling and generation seed (decoding is greedy)
-threads = 1  # CPU threads per engine (None: all cores)
+threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
 humaneval_n = 8  # HumanEval problems (seeded random subset of 164)
 humaneval_completion = True  # the same problems also as plain-text completion (Codex paper; base models)
