@@ -117,6 +117,9 @@ def test_report_pages_are_offline_and_links_resolve(claims_run):
     build, run_id, index = claims_run
     r = assert_offline(index)
     assert "00_claims.html" in r.a
+    # Gemma's terms travel with the report (the link is to a copy beside it, not site-packages)
+    assert "gemma3_270m-terms.html" in r.a
+    assert "Gemma Terms of Use" in (build / "report" / "gemma3_270m-terms.html").read_text(errors="replace")
     section = build / "report" / "00_claims.html"
     rs = assert_offline(section)
     assert any(src.startswith("data:image/png;base64,") for src in rs.img), "the verdict figure is not embedded"

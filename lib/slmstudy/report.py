@@ -420,6 +420,8 @@ def artifact_rows(root: Path | None = None) -> list[dict]:
             or bool((data.get("tools") or {}).get("replica"))
         model, form = (parts[1], "/".join(parts[2:])) if parts[0] == "replicas" and len(parts) > 2 \
             else (parts[0], "/".join(parts[1:]))
+        if parts[0] == "_tokenizers":  # made from a user's GGUF: name it by that file
+            model, form = Path(data.get("source") or "?").name, "hf-tokenizer"
         rows.append({"model": model, "form": form, "kind": data.get("kind"),
                      "label": "replica" if replica else "real", "sha256": data.get("sha256"),
                      "source_sha256": data.get("source_sha256"), "size_bytes": data.get("size_bytes"),
@@ -578,6 +580,27 @@ def _run_summary_html(run_id: str, scenario: str | None, prov: dict, prov_source
     return (_kv_table(pairs) + f'<p class="muted small">provenance from {esc(prov_source)}</p>' + pkg_table)
 
 
+def _licences_html(out: Path) -> str:
+    """The real models' licences; terms that ship with the weights (Gemma's) are copied beside
+    the report, so the link opens offline and from a static server."""
+    import shutil
+
+    from .models import BUNDLED, get_model, license_terms
+
+    items = []
+    for key in BUNDLED:
+        e = get_model(key)
+        terms = license_terms(key)
+        link = ""
+        if terms is not None:
+            shutil.copyfile(terms, out / f"{key}-terms.html")
+            link = f' — <a href="{esc(key)}-terms.html">the terms that ship with its weights</a>'
+        items.append(f"<li><b>{esc(e.hf_id)}</b> ({esc(key)}): licence {esc(e.license)}{link}</li>")
+    return ("<p>Real models of this study and their licences (Gemma's weights, and what is built "
+            "from them, are used under Google's Gemma Terms of Use):</p>"
+            f"<ul>{''.join(items)}</ul>")
+
+
 def _artifacts_html(rows: list[dict]) -> str:
     if not rows:
         return '<p class="muted">No derived artifacts in the cache (run <code>slmstudy prepare</code>).</p>'
@@ -588,8 +611,8 @@ def _artifacts_html(rows: list[dict]) -> str:
                        Raw(f'<code class="hash">{esc(r["source_sha256"] or "—")}</code>'),
                        fmt_bytes(r["size_bytes"])])
     return (table_html(t) + '<p class="muted small"><span class="badge real">real</span> derived from a real '
-            'checkpoint (the embedded SmolLM2 GGUF); <span class="badge replica">replica</span> random weights '
-            "in a registered architecture — speed and memory only, never quality numbers.</p>")
+            'checkpoint (a bundled GGUF: SmolLM2 or Gemma 3 270M); <span class="badge replica">replica</span> '
+            "random weights in a registered architecture — speed and memory only, never quality numbers.</p>")
 
 
 def _claims_html(run_summary: dict | None, run_root: Path) -> str:
@@ -736,7 +759,7 @@ def build_report(run_id: str, results: list[NotebookStatus] | None = None,
         head,
         _sections_html(results, pages, out),
         f'<h2 id="run">Run summary</h2>{_run_summary_html(run_id, scenario, prov, prov_source)}',
-        f'<h2 id="models">Models and artifacts</h2>{_artifacts_html(artifact_rows())}',
+        f'<h2 id="models">Models and artifacts</h2>{_licences_html(out)}{_artifacts_html(artifact_rows())}',
         _headlines_html(results, pages, sections, snapshots, run_root, prov, out),
         f'<h2 id="claims">Claims ledger</h2>{_claims_html(sections.get("00_claims"), run_root)}',
         _snapshots_html(run_id, prov, sections, snapshots),
