@@ -4,6 +4,7 @@ determinism, log-likelihood, and verdicts that are counted apart (format failure
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,19 @@ def test_quality_engine_options_are_typed_and_reach_the_engine(tmp_path):
                                           "options": {"n_batch": 64}}], "n_ctx": 1024})
     t = runner.target_from_spec(p.targets[0], p)
     assert t.options.n_batch == 64 and t.options.n_ctx == 1024  # override + section default
+
+
+def test_a_target_limit_scores_a_nested_parity_subset():
+    """`limit` keeps each task's first items, under the same record keys as the full run, so a
+    slow engine's answers pair with the fast engine's on those items."""
+    from slmstudy.evals.runner import EvalTarget, Sample, Task, record_key, select_tasks
+    from slmstudy.params import QualityTarget
+
+    task = Task("t", [Sample(f"s{i}", [{"role": "user", "content": str(i)}]) for i in range(5)],
+                scorer=lambda text, sample: None)
+    full = select_tasks([task], QualityTarget(engine="llamacpp"))[0]
+    part = select_tasks([task], QualityTarget(engine="llamacpp", limit=2))[0]
+    assert [s.id for s in part.samples] == ["s0", "s1"] and len(full.samples) == 5
+    target = EvalTarget("m", "llamacpp", Path("."), Path("."))
+    assert part.config_id == full.config_id
+    assert record_key(part, target, "s1") == record_key(full, target, "s1")

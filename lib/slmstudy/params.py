@@ -192,6 +192,9 @@ class QualityTarget(_Strict):
     loglik: bool = Field(False, description="03 only: multiple choice by log-likelihood")
     options: dict = Field(default_factory=dict,
                           description="engine options by name, over the section's defaults")
+    limit: int | None = Field(None, ge=1, description="score only the first `limit` items of "
+                              "each task: the subsets are nested, so this is a parity subset of "
+                              "what the other targets score (a slow engine beside a fast one)")
 
     @field_validator("engine")
     @classmethod

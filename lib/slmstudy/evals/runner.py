@@ -448,9 +448,16 @@ def target_from_spec(spec, params) -> EvalTarget:
 
 def select_tasks(tasks: Iterable[Task], spec) -> list[Task]:
     """The tasks a target runs: generative ones if `spec.generate`, log-likelihood ones if
-    `spec.loglik`."""
-    return [t for t in tasks if (t.mode == "generate" and spec.generate)
-            or (t.mode == "loglik" and spec.loglik)]
+    `spec.loglik`; with `spec.limit`, each cut to its first `limit` samples (the subsets are
+    nested, so these are items every other target of the section scored too)."""
+    import dataclasses
+
+    chosen = [t for t in tasks if (t.mode == "generate" and spec.generate)
+              or (t.mode == "loglik" and spec.loglik)]
+    limit = getattr(spec, "limit", None)
+    if limit:
+        chosen = [dataclasses.replace(t, samples=t.samples[:limit]) for t in chosen]
+    return chosen
 
 
 def target_info(target: EvalTarget) -> dict:
