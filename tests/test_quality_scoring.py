@@ -327,7 +327,8 @@ def test_every_protocol_a_task_names_is_written_down():
     from slmstudy.evals import protocols
 
     named = set(chinese.MC_PROTOCOLS.values()) | {"lm-eval/gsm8k", "chat-gen/gsm8k", "study/math500",
-                                                  "study/humaneval", "study/mbpp", "study/bfcl-simple"}
+                                                  "study/humaneval", "study/mbpp", "study/bfcl-simple",
+                                                  code.humaneval_completion_task([]).protocol}
     assert named == set(protocols.PROTOCOLS)
     for row in protocols.table():
         assert all(row[k] for k in ("reference", "shots", "template", "extraction", "metric")), row
