@@ -145,6 +145,15 @@ def gguf_adds_bos(path: Path) -> bool:
     return bool(field.contents()) if field is not None else False
 
 
+def tokenizer_from_gguf(gguf_file: Path):
+    """transformers' tokenizer of a GGUF. Its conversion drops `tokenizer.ggml.add_bos_token`
+    (Gemma's GGUF says True; its HF tokenizer adds <bos>, llama.cpp adds it): passed on here."""
+    from transformers import AutoTokenizer
+
+    kw = {"add_bos_token": True} if gguf_adds_bos(gguf_file) else {}
+    return AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, **kw)
+
+
 def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
     """Dequantize a GGUF into an HF safetensors folder with transformers' GGUF loader."""
     with locked(folder):
@@ -153,12 +162,9 @@ def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
 
         def build(tmp: Path):
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
-            # transformers' GGUF tokenizer conversion drops `tokenizer.ggml.add_bos_token`
-            # (Gemma's GGUF says True; its HF tokenizer adds <bos>, llama.cpp adds it): pass it on
-            kw = {"add_bos_token": True} if gguf_adds_bos(gguf_file) else {}
-            tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, **kw)
+            tok = tokenizer_from_gguf(gguf_file)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf_file.parent, gguf_file=gguf_file.name, dtype=getattr(torch, dtype))
             # GGUF weights arrive dequantized; drop the GGUF quantizer marker so the folder is a
@@ -195,11 +201,9 @@ def gguf_tokenizer(gguf_file: Path) -> Path:
             return folder
 
         def build(tmp: Path):
-            from transformers import AutoTokenizer
 
-            kw = {"add_bos_token": True} if gguf_adds_bos(gguf_file) else {}
             try:
-                tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, **kw)
+                tok = tokenizer_from_gguf(gguf_file)
             except Exception as e:
                 raise StudyError(
                     f"cannot make a tokenizer from {gguf_file}: {type(e).__name__}: {e}. Set "
