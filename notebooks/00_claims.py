@@ -12,16 +12,20 @@
 # ---
 
 # %% [markdown]
-# # 00 · Claims ledger: which of the articles' numbers can be true?
+# # 00 · Claims ledger: which of the articles' numbers hold?
 #
-# The five seed articles (`seeds/000`–`004`) state parameter counts, file sizes, memory needs,
-# context lengths and speeds without versions or setups. `data/claims.yaml` lists every such
-# number with the verbatim quote it comes from. Each claim is judged against arithmetic
-# (weights bytes = parameters × bits per weight ÷ 8), the architecture config of the model
-# registry, vendor datasheets (`data/hardware.yaml`) and physics (batch-1 decode tokens/s ≤
-# memory bandwidth ÷ bytes read per token). Verdicts: **consistent**, **inconsistent**,
-# **physically impossible**, or **not testable here** (the reason is given).
-# Rules and tolerances: `slmstudy/claims.py`.
+# The study's conclusion: it runs after the sections and judges the five seed articles
+# (`seeds/000`–`004`) by what they measured. `data/claims.yaml` lists every checkable number with
+# the verbatim quote it comes from. Each claim is judged by arithmetic (weights bytes =
+# parameters × bits per weight ÷ 8), the architecture config of the model registry, vendor
+# datasheets (`data/hardware.yaml`), the vendors' published scores
+# (`data/published_scores.yaml`), physics (batch-1 decode tokens/s ≤ memory bandwidth ÷ bytes
+# read per token) — and by **this run's measurements and the committed GPU snapshots**
+# (`results/`): a speed claim on an RTX 3060 is checked against the study's own engines,
+# measured on a GPU and carried to the RTX 3060's bandwidth. Verdicts: **consistent**,
+# **inconsistent** (contradicts a primary source or a measurement), **physically impossible**
+# (contradicts physics or a definition), or **not testable here** (the reason is given).
+# Rules and tolerances: `slmstudy/claims/` (`vocabulary.py` holds every tolerance).
 
 # %%
 import matplotlib.pyplot as plt
@@ -55,8 +59,18 @@ print(f"results: {results.dir}")
 # shipped config does not enable.
 
 # %%
-claims, verdicts, arch, hardware = ledger.judge_ledger()
+evidence = ledger.measurements_from_run(results.dir.parent)
+claims, verdicts, arch, hardware = ledger.judge_ledger(evidence)
+_, rules_only, _, _ = ledger.judge_ledger()  # the same claims without measurements, for comparison
 pd.DataFrame(arch).T.assign(params_b=lambda d: d.params.astype(float) / 1e9)
+
+# %% [markdown]
+# ## What was measured
+# The run folder and the committed snapshots the measurements come from: each speed row is one
+# engine × model × format at batch 1, with the bandwidth measured on that device the same sitting.
+
+# %%
+pd.DataFrame(evidence.sources) if evidence.sources else Markdown("No measurements found.")
 
 # %% [markdown]
 # ## Verdicts
@@ -73,12 +87,32 @@ by_article
 # ### Verdicts per article
 # Look at the red and orange segments: numbers that contradict the arithmetic or the models'
 # configs (orange) and numbers no hardware could produce (red, e.g. decode speeds above the
-# memory-bandwidth roofline). Grey claims need a measurement this study has not made yet.
+# memory-bandwidth roofline). Grey claims are not testable here; the ledger below says why.
 
 # %%
 fig = ledger.verdicts_figure(by_article.drop(index="all"))
 plotting.save(fig, "00_claims_verdicts", caption="Verdict counts per seed article")
 plt.show()
+
+# %% [markdown]
+# ## What the measurements decided
+# Each claim a measurement took part in: the verdict of the rules alone (physics, arithmetic,
+# datasheets) beside the verdict with the measurements, and the arithmetic that carries the
+# measured engine to the claim's hardware. A physical impossibility stands whatever is measured.
+
+# %%
+measured_table = pd.DataFrame(ledger.measured_rows(claims, verdicts, rules_only))
+measured_table
+
+# %% [markdown]
+# ## Coverage: every section of every article
+# Each section of the five articles with the claims drawn from it, or why it has none —
+# *nothing checkable* (motivation, advice) or *pending*: checkable statements (features, command
+# lines, comparisons) the ledger does not hold yet.
+
+# %%
+coverage = ledger.coverage_rows(claims, verdicts)
+pd.DataFrame(coverage)
 
 # %% [markdown]
 # ## The ledger, with evidence
@@ -97,7 +131,8 @@ table[["id", "section", "quote", "model", "metric", "claimed", "precision", "har
 summary_path = results.write_summary(ClaimsSummary(
     n_claims=len(claims), verdict_counts=counts,
     by_article=ledger.counts_by_article(claims, verdicts),
-    rows=rows, arch=arch, params=P.model_dump()))
+    rows=rows, arch=arch, params=P.model_dump(), coverage=coverage,
+    measured=ledger.measured_rows(claims, verdicts, rules_only), evidence_sources=evidence.sources))
 print(f"summary: {summary_path}")
 
 # %% [markdown]

@@ -78,7 +78,7 @@ def judged(claim: C.Claim, arch, hardware, measurements=None, ledger=None) -> C.
 def test_hardware_table_loads_with_sources(hardware):
     assert {"rtx3060_12gb", "rtx4090d", "i5_1135g7", "xeon_w9_3495x"} <= set(hardware)
     assert hardware["rtx3060_12gb"].bandwidth_gb_s == 360
-    assert hardware["rtx3060_12gb"].memory_gb == 12
+    assert hardware["rtx3060_12gb"].memory_gib == 12
     assert all(hw.source.strip() for hw in hardware.values())
     assert all(hw.bandwidth_basis for hw in hardware.values() if hw.bandwidth_gb_s is not None)
 
@@ -122,20 +122,24 @@ def test_at_least_five_claims_are_decided_by_physics_or_arithmetic_alone(verdict
         ("a000-1.1-qwen7b-q4km-gb", C.CONSISTENT),  # 4 GB vs 4.62 GB
         ("a000-1.1-qwen7b-3060-toks", C.IMPOSSIBLE),  # >100 tok/s vs 84 tok/s roofline
         ("a001-2.2-phi3-params", C.INCONSISTENT),  # 3.8亿 = 0.38B vs 3.82B
-        ("a001-3.1-phi3-fp16-gb", C.INCONSISTENT),  # 0.75 GB vs 7.64 GB
+        ("a001-3.1-phi3-fp16-gb", C.IMPOSSIBLE),  # 0.75 GB cannot hold 7.64 GB of fp16
         ("a001-3.2-qwen05b-toks", C.CONSISTENT),  # 48.6 of 228 tok/s on the i5
         ("a001-3.2-phi3-toks", C.IMPOSSIBLE),  # 39.2 > 32.8 tok/s even at 4-bit
         ("a001-3.2-qwen05b-e2e", C.CONSISTENT),  # only with tokens/s = N / total time
         ("a002-3.6-qwen7b-vram", C.IMPOSSIBLE),  # 11.2 GB for 15.2 GB of fp16 weights
-        ("a002-3.6-qwen7b-toks", C.NOT_TESTABLE),  # no hardware stated
+        ("a002-3.6-qwen7b-toks", C.IMPOSSIBLE),  # 112 > 33 tok/s on the fastest recommended card
         ("a002-4.1-llama3-3060-toks", C.CONSISTENT),
         ("a003-1.1-qwen7b-context", C.INCONSISTENT),  # 8192 vs 32768 / 131072
         ("a003-2.1-xeon-cores", C.CONSISTENT),
-        ("a003-3.5-phi3-fp16-gb", C.INCONSISTENT),  # 2.2 GB FP16 for 3.82B params
+        ("a003-3.5-phi3-fp16-gb", C.IMPOSSIBLE),  # 2.2 GB FP16 for 3.82B params: definition
         ("a004-2.1-qwen7b-q4km-vram", C.INCONSISTENT),  # 4 GB for 4.62 GB of weights
         ("a004-3.4-qwen7b-toks", C.IMPOSSIBLE),  # AWQ on RTX 3060: 80 tok/s roofline
         ("a004-3.4-qwen7b-context", C.IMPOSSIBLE),  # 5.6 GB weights + 7.5 GB KV > 12 GB
         ("a004-4.2-llama3-13b-math3", C.NOT_TESTABLE),  # no such model
+        ("a002-2.2-qwen7b-humaneval", C.INCONSISTENT),  # >85 vs the vendor's 84.8 (Qwen2.5 TR)
+        ("a004-2.1-qwen7b-math", C.INCONSISTENT),  # >80 vs the vendor's 75.5
+        ("a000-1.2-phi3-mmlu", C.CONSISTENT),  # ~69 vs "69% on MMLU" (Phi-3 TR abstract)
+        ("a004-3.4-qwen7b-vram", C.INCONSISTENT),  # vLLM holds 0.9 x 12 GiB = 11.6 GB, not 6.3
     ],
 )
 def test_ledger_verdicts(verdicts, claim_id, expected):
@@ -176,9 +180,11 @@ def test_arch_entry_without_embedding_size_is_a_clear_error():
 # --- verdicts on synthetic claims -------------------------------------------------------------
 
 
-def test_fp16_size_of_2_2_gb_for_a_3_8b_model_is_inconsistent(arch, hardware):
+def test_fp16_size_of_2_2_gb_for_a_3_8b_model_contradicts_the_definition_of_fp16(arch, hardware):
     v = judged(make_claim(model="phi3_mini", metric="weights_gb", value=2.2, precision="fp16"), arch, hardware)
-    assert v.verdict == C.INCONSISTENT and v.basis == "arithmetic"
+    assert v.verdict == C.IMPOSSIBLE and v.basis == "definition"
+    too_big = judged(make_claim(model="phi3_mini", metric="weights_gb", value=28, precision="fp16"), arch, hardware)
+    assert too_big.verdict == C.INCONSISTENT and too_big.basis == "arithmetic"  # extra files could explain it
     assert "7.64 GB" in v.evidence
     ok = judged(make_claim(model="phi3_mini", metric="weights_gb", value=7.6, precision="fp16"), arch, hardware)
     assert ok.verdict == C.CONSISTENT
@@ -275,7 +281,7 @@ def test_hardware_figures_against_the_datasheet(arch, hardware):
 
 
 def test_claims_without_a_rule_or_model_are_not_testable(arch, hardware):
-    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="humaneval")
+    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="cmmlu")
     v = judged(score, arch, hardware)
     assert v.verdict == C.NOT_TESTABLE and v.basis == "none"
     unknown_model = make_claim(model="gpt_x", metric="params_b", value=13)
@@ -286,8 +292,8 @@ def test_claims_without_a_rule_or_model_are_not_testable(arch, hardware):
 
 
 def test_measurement_decides_when_model_metric_precision_and_hardware_match(arch, hardware):
-    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="humaneval")
-    key = ("qwen25_7b", "benchmark_score:humaneval", None, None)
+    score = make_claim(metric="benchmark_score", value=85, relation=">", benchmark="cmmlu")
+    key = ("qwen25_7b", "benchmark_score:cmmlu", None, None)
     assert judged(score, arch, hardware, {key: 84.0}).verdict == C.CONSISTENT  # 84 >= 85 x 0.75
     low = judged(score, arch, hardware, {key: 50.0})
     assert low.verdict == C.INCONSISTENT and low.basis == "measurement" and "50" in low.evidence
@@ -386,7 +392,7 @@ hardware:
   gpu1:
     name: G
     kind: gpu
-    memory_gb: 1
+    memory_gib: 1
     memory_type: null
     bandwidth_gb_s: 1
     bandwidth_basis: datasheet
@@ -401,13 +407,55 @@ hardware:
     assert str(path) in str(err.value)
 
 
-def test_snapshot_rows_are_classed_by_the_precision_of_their_format():
-    from slmstudy.claims import scaling
+def test_snapshot_rows_are_classed_by_the_format_that_measures_a_claim():
+    from slmstudy.claims import measured
 
-    cls = {f: scaling._row_class({"target": f"qwen25_7b/vllm/{f}/replica"})
-           for f in ("bfloat16", "bfloat16+compile", "F16", "Q4_K_M", "awq-int4", "fp8")}
-    assert cls == {"bfloat16": "16-bit", "bfloat16+compile": "16-bit", "F16": "16-bit",
-                   "Q4_K_M": "4-bit", "awq-int4": "4-bit", "fp8": "8-bit"}
-    # a claim that names no precision is judged on 16- and 4-bit rows, never on FP8
-    assert scaling._precision_class(None) == {"16-bit", "4-bit"}
-    assert scaling._precision_class("AWQ") == {"4-bit"} and scaling._precision_class("fp8") == {"8-bit"}
+    cls = {f: measured.format_class(f) for f in ("bfloat16", "bfloat16+compile", "F16", "Q4_K_M", "Q4_1",
+                                                 "awq-int4", "fp8", "float32")}
+    assert cls == {"bfloat16": "16-bit", "bfloat16+compile": "16-bit", "F16": "16-bit", "Q4_K_M": "q4_k_m",
+                   "Q4_1": "q4", "awq-int4": "awq", "fp8": "fp8", "float32": "fp32"}
+    # a Q4_K_M claim is measured by Q4_K_M rows only; a claim that names no precision by every
+    # format a consumer card runs (FP8 needs Ada/Hopper tensor cores: never for an unstated format)
+    assert measured.CLAIM_FORMATS["q4_k_m"] == ("q4_k_m",) and measured.CLAIM_FORMATS["awq"] == ("awq",)
+    assert "fp8" not in measured.CLAIM_FORMATS[None]
+
+
+def test_gpu_memory_is_binary_a_12_gb_card_holds_12_gib(arch, hardware):
+    # 12 GiB = 12.88 GB: 12.5 GB in use fits an RTX 3060 12 GB, 13 GB does not
+    fits = make_claim(metric="vram_gb", value=12.5, precision="q4_k_m", hardware="rtx3060_12gb")
+    assert judged(fits, arch, hardware).verdict != C.IMPOSSIBLE
+    over = make_claim(metric="vram_gb", value=13, precision="q4_k_m", hardware="rtx3060_12gb")
+    v = judged(over, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE and "12 GiB (12.88 GB)" in v.evidence
+    label = make_claim(model=None, metric="device_memory_gb", value=12, hardware="rtx3060_12gb")
+    assert judged(label, arch, hardware).verdict == C.CONSISTENT
+
+
+def test_memory_in_use_under_vllm_is_its_reservation(arch, hardware):
+    # vLLM takes gpu_memory_utilization x device memory whatever the weights need
+    def claim(value, **kw):
+        return make_claim(metric="vram_gb", value=value, precision="awq", hardware="rtx3060_12gb",
+                          engine="vllm", **kw)
+    assert judged(claim(6.3), arch, hardware).verdict == C.INCONSISTENT
+    assert judged(claim(11.5), arch, hardware).verdict == C.CONSISTENT  # 0.9 x 12 GiB = 11.60 GB
+    lowered = claim(6.3, engine_options={"gpu_memory_utilization": 0.5})  # 0.5 x 12 GiB = 6.44 GB
+    v = judged(lowered, arch, hardware)
+    assert v.verdict == C.CONSISTENT and "the article's --gpu-memory-utilization" in v.evidence
+    without_engine = make_claim(metric="vram_gb", value=6.3, precision="awq", hardware="rtx3060_12gb")
+    assert judged(without_engine, arch, hardware).verdict == C.CONSISTENT  # the weights alone fit
+
+
+def test_decode_claim_without_hardware_is_judged_on_the_cards_the_article_recommends(arch, hardware):
+    # FP16 Qwen2.5-7B reads 14.2 GB per token: 25 tok/s on an RTX 3060, 35 on an RTX 4070
+    fast = make_claim(metric="decode_tok_s", value=112, precision="fp16",
+                      hardware_options=["rtx3060_12gb", "rtx4070", "a10g"])
+    v = judged(fast, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE and "A10G (AWS EC2 G5): no vendor bandwidth figure" in v.evidence
+    slow = make_claim(metric="decode_tok_s", value=30, precision="fp16", hardware_options=["rtx3060_12gb", "rtx4070"])
+    assert judged(slow, arch, hardware).verdict == C.CONSISTENT  # under the 4070's bound
+
+
+def test_a_hardware_option_must_be_in_the_datasheet_table(tmp_path):
+    entry = GOOD_ENTRY + "    hardware_options: [rtx9090]\n"
+    with pytest.raises(C.LedgerError, match="unknown hardware option 'rtx9090'"):
+        C.load_claims(write(tmp_path, entry), hardware_keys=["rtx3060_12gb"])

@@ -100,7 +100,9 @@ def claims_run(tmp_path_factory):
 def test_run_writes_the_claims_summary_derived_from_the_ledger(claims_run):
     build, run_id, _ = claims_run
     summary = json.loads((build / "runs" / run_id / "00_claims" / "summary.json").read_text())
-    claims, verdicts, arch, _ = ledger.judge_ledger()
+    # judged by the measurements the run folder and the committed snapshots hold
+    claims, verdicts, arch, _ = ledger.judge_ledger(ledger.measurements_from_run(build / "runs" / run_id))
+    assert summary["evidence_sources"] and any(r["basis"] == "measurement" for r in summary["rows"])
     assert summary["n_claims"] == len(claims) > 0
     assert summary["verdict_counts"] == C.verdict_counts(verdicts)
     assert sum(summary["verdict_counts"].values()) == len(claims)
@@ -131,7 +133,7 @@ def test_report_pages_are_offline_and_links_resolve(claims_run):
 def test_index_shows_run_summary_claims_and_statuses(claims_run):
     build, run_id, index = claims_run
     text = index.read_text(encoding="utf-8")
-    claims, verdicts, _, _ = ledger.judge_ledger()
+    claims, verdicts, _, _ = ledger.judge_ledger(ledger.measurements_from_run(build / "runs" / run_id))
     counts = C.verdict_counts(verdicts)
     assert f"run <code>{run_id}</code>" in text
     assert "params/smoke/00_claims.yaml" in text

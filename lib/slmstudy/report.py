@@ -62,6 +62,15 @@ def available_notebooks() -> list[str]:
     return sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb") if NOTEBOOK_NAME.match(p.stem))
 
 
+#: notebooks that conclude from the others' results and therefore run last
+CONCLUSIONS = ("00_claims",)
+
+
+def execution_rank(name: str) -> tuple[int, str]:
+    """Sort key for running a study: the sections in order, then the conclusions."""
+    return (1 if name in CONCLUSIONS else 0, name)
+
+
 def params_path(name: str, scenario: str) -> Path:
     return PARAMS_DIR / scenario / f"{name}.yaml"
 

@@ -265,6 +265,12 @@ class ClaimsSummary(_Typed):
     rows: list[dict[str, Any]]
     arch: dict[str, Any]
     params: dict[str, Any]
+    #: article § -> its claims, or why it has none (ledger.coverage_rows)
+    coverage: list[dict[str, Any]] = []
+    #: claims whose verdict the measurements decided, with the rules' verdict beside it
+    measured: list[dict[str, Any]] = []
+    #: the run folder and the snapshots the measurements came from
+    evidence_sources: list[dict[str, Any]] = []
 
 
 SUMMARY_SCHEMAS: dict[str, type[BaseModel]] = {

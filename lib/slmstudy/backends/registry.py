@@ -31,13 +31,17 @@ class Capabilities:
     batching: a list of requests decodes together in one engine call;
     loglik: log-probabilities of given continuations (multiple choice, perplexity);
     concurrency: how the in-process engine serves concurrent requests — "continuous batching",
-        "static batch" or "one at a time".
+        "static batch" or "one at a time";
+    device_memory_reservation: (option, upstream default) when the engine takes a fraction of
+        device memory at start whatever the model needs (vLLM's gpu_memory_utilization, 0.9), so
+        the memory a monitor shows is that fraction of the card.
     """
 
     streaming: bool
     batching: bool
     loglik: bool
     concurrency: str
+    device_memory_reservation: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)

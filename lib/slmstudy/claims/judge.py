@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
+from .measured import Evidence
+from .measured import judge as judge_measured
 from .model import Claim, Hardware, MeasurementKey, Verdict, measurement_key
 from .physics import format_claimed, format_pct, relative_difference
 from .rules import judge_by_physics
@@ -41,11 +43,14 @@ def judge(
     claim: Claim,
     arch: Mapping[str, Mapping[str, Any]],
     hardware: Mapping[str, Hardware],
-    measurements: Mapping[MeasurementKey, float] | None = None,
+    measurements: Mapping[MeasurementKey, float] | Evidence | None = None,
     *,
     ledger: Mapping[str, Claim] | None = None,
 ) -> Verdict:
     """Judge one claim: physics/arithmetic first, then this study's measurement where comparable.
+
+    `measurements` is the run's and the snapshots' `measured.Evidence` (the study's path), or a
+    plain table keyed like `measurement_key(claim)` (a single measured number per key).
 
     A physics/arithmetic verdict of inconsistent or impossible stands (a measurement cannot
     overturn it; it is appended to the evidence). Otherwise a measurement with the same
@@ -53,6 +58,9 @@ def judge(
     checked against the claims it derives from (e2e_s).
     """
     physics = judge_by_physics(claim, arch, hardware, ledger)
+    if isinstance(measurements, Evidence):
+        by_measurement = judge_measured(claim, measurements, hardware, physics)
+        return physics if by_measurement is None else by_measurement
     measured = (measurements or {}).get(measurement_key(claim))
     if measured is None:
         return physics
@@ -68,7 +76,7 @@ def judge_all(
     claims: Iterable[Claim],
     arch: Mapping[str, Mapping[str, Any]],
     hardware: Mapping[str, Hardware],
-    measurements: Mapping[MeasurementKey, float] | None = None,
+    measurements: Mapping[MeasurementKey, float] | Evidence | None = None,
 ) -> dict[str, Verdict]:
     """Judge every claim (claim id -> Verdict), with the claims themselves as the ledger."""
     claims = list(claims)

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from .. import claims as C
 from ..models import REGISTRY
+from . import measured
 
 #: Context lengths a vendor documents beyond the shipped config (RoPE scaling the config does not
 #: enable). Qwen2.5-7B-Instruct's model card: "Context Length: Full 131,072 tokens", reached with
@@ -39,7 +40,7 @@ def arch_table(registry: Mapping[str, Any] = REGISTRY) -> dict[str, dict]:
     return table
 
 
-def judge_ledger(measurements: Mapping[C.MeasurementKey, float] | None = None,
+def judge_ledger(measurements: Mapping[C.MeasurementKey, float] | measured.Evidence | None = None,
                  registry: Mapping[str, Any] = REGISTRY):
     """Load claims.yaml and hardware.yaml (keys checked against the registry and the datasheet
     table) and judge every claim. Returns (claims, verdicts by id, arch table, hardware table)."""
@@ -58,14 +59,57 @@ def counts_by_article(claims, verdicts: Mapping[str, C.Verdict]) -> dict[str, di
     return {a: {v: per[a].get(v, 0) for v in C.VERDICTS} for a in sorted(per)}
 
 
-def measurements_from_run(run_dir) -> dict[C.MeasurementKey, float]:
-    """Measurements of one run keyed as the claims are (model, metric, precision, hardware).
+def measurements_from_run(run_dir=None) -> measured.Evidence:
+    """What the study measured that the claims are judged by: the run folder's section summaries
+    (build/runs/<run_id>/, when given) and every committed snapshot under results/."""
+    return measured.collect(run_dir)
 
-    None are comparable yet: the claims name the articles' GPUs/CPUs, and a run measures the
-    machine it runs on, which `hardware.yaml` does not key. Returns an empty table until a run's
-    hardware can be matched to a hardware key (e.g. an H100 snapshot).
-    """
-    return {}
+
+SECTIONS_PATH = C.CLAIMS_PATH.parent / "article_sections.yaml"
+
+
+def load_sections(path=SECTIONS_PATH) -> dict[str, list[dict]]:
+    """article -> its sections in order ({section, title, none?, pending?}), data/article_sections.yaml."""
+    return C._read_yaml_mapping(path, "articles")
+
+
+def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[str, list[dict]] | None = None
+                  ) -> list[dict[str, Any]]:
+    """One row per article section: its claims and their verdicts, or why it has none.
+
+    A claim whose section the file does not list is an error (the table would hide it)."""
+    sections = sections if sections is not None else load_sections()
+    by_section: dict[tuple[str, str], list] = {}
+    for c in claims:
+        by_section.setdefault((c.article, c.section), []).append(c)
+    listed = {(a, s["section"]) for a, secs in sections.items() for s in secs}
+    unlisted = sorted(set(by_section) - listed)
+    if unlisted:
+        raise C.LedgerError(f"{SECTIONS_PATH}: claims name sections it does not list: {unlisted}; add them")
+    rows = []
+    for article, secs in sections.items():
+        for s in secs:
+            cs = by_section.get((article, s["section"]), [])
+            counts = Counter(verdicts[c.id].verdict for c in cs)
+            rows.append({"article": article, "section": s["section"], "title": s["title"],
+                         "claims": len(cs),
+                         "verdicts": ", ".join(f"{counts[v]} {v}" for v in C.VERDICTS if counts[v]),
+                         "not covered": (f"pending: {s['pending']}" if s.get("pending") else
+                                         f"nothing checkable: {s['none']}" if s.get("none") else "")})
+    return rows
+
+
+def measured_rows(claims, verdicts: Mapping[str, C.Verdict], rules_only: Mapping[str, C.Verdict]
+                  ) -> list[dict[str, Any]]:
+    """The claims a measurement took part in: the rules' verdict alone beside the final one."""
+    out = []
+    for c in claims:
+        v = verdicts[c.id]
+        if v.basis == "measurement" or "measured:" in v.evidence:
+            out.append({"id": c.id, "article": c.article, "quote": c.quote, "claimed": C.format_claimed(c),
+                        "hardware": c.hardware, "rules alone": rules_only[c.id].verdict,
+                        "with measurements": v.verdict, "evidence": v.evidence})
+    return out
 
 
 VERDICT_COLORS = {C.CONSISTENT: "#55a868", C.INCONSISTENT: "#dd8452", C.IMPOSSIBLE: "#c44e52",
@@ -96,6 +140,18 @@ def findings(summary: dict) -> str:
     counts = summary["verdict_counts"]
     out = [f"- {summary['n_claims']} claims: " + ", ".join(f"{counts.get(v, 0)} {v}"
                                                           for v in C.VERDICTS)]
+    by_measurement = [r for r in summary["rows"] if r["basis"] == "measurement"]
+    changed = [r for r in summary.get("measured", []) if r["rules alone"] != r["with measurements"]]
+    out.append(f"- {len(by_measurement)} verdicts rest on this study's measurements "
+               f"({len(summary.get('evidence_sources', []))} sources: "
+               + ", ".join(s["name"] for s in summary.get("evidence_sources", [])) + "); "
+               + (f"{len(changed)} of them differ from the rules alone: "
+                  + ", ".join(f"{r['id']} ({r['rules alone']} → {r['with measurements']})" for r in changed)
+                  if changed else "none differs from the rules alone"))
+    published = [r for r in summary["rows"] if r["basis"] == "published"]
+    if published:
+        out.append(f"- {len(published)} score claims checked against the vendors' published scores: "
+                   + ", ".join(f"{r['id']} {r['verdict']}" for r in published))
     impossible = [r for r in summary["rows"] if r["verdict"] == C.IMPOSSIBLE]
     for r in impossible[:5]:
         out.append(f"- **physically impossible** — {r['id']} (article {r['article']}): "

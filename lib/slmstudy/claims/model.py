@@ -46,6 +46,10 @@ class Claim(BaseModel):
     prompt_tokens: int | None = None  # workload stated with a speed/latency claim
     output_tokens: int | None = None
     derived_from: dict[str, str] | None = None  # metric -> claim id (e2e_s uses ttft_ms, decode_tok_s)
+    # the hardware the article recommends for this setup, when the claim itself names none
+    hardware_options: list[str] | None = None
+    # engine settings the article's own command line states (e.g. gpu_memory_utilization: 0.9)
+    engine_options: dict[str, float | int | str | bool] | None = None
     note: str | None = None  # what the ledger inferred or knows beyond the quote
 
     @model_validator(mode="before")
@@ -92,7 +96,12 @@ class Hardware(BaseModel):
 
     name: str
     kind: Literal["gpu", "cpu", "soc"]
-    memory_gb: float | None  # device memory (GPU/SoC); null for a CPU (RAM belongs to the machine)
+    memory_gib: float | None  # device memory (GPU/SoC) in GiB, as labelled ("12 GB" = 12 GiB); null for a CPU
+
+    @property
+    def memory_bytes(self) -> float | None:
+        """Device memory in bytes: the label's number x 2**30 (a "12 GB" card has 12 GiB)."""
+        return None if self.memory_gib is None else self.memory_gib * 2**30
     memory_type: str | None
     bandwidth_gb_s: float | None  # peak memory bandwidth, GB/s; null when no vendor figure
     bandwidth_basis: str | None  # "datasheet", or how it is derived from datasheet figures
@@ -205,6 +214,10 @@ def load_claims(
     for c in claims:
         if models is not None and c.model is not None and c.model not in models:
             raise LedgerError(f"{path}: claim {c.id!r}: unknown model {c.model!r}; known: {', '.join(sorted(models))}")
+        for option in c.hardware_options or ():
+            if hardware is not None and option not in hardware:
+                raise LedgerError(f"{path}: claim {c.id!r}: unknown hardware option {option!r}; add it to "
+                                  f"hardware.yaml or use one of {', '.join(sorted(hardware))}")
         if hardware is not None and c.hardware is not None and c.hardware not in hardware:
             raise LedgerError(
                 f"{path}: claim {c.id!r}: unknown hardware {c.hardware!r}; add it to hardware.yaml "

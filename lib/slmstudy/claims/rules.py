@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Callable, Mapping
 
-from .model import ArchSpec, Claim, Hardware, Verdict, arch_spec, measurement_key
+from .model import ArchSpec, Claim, Hardware, Verdict, arch_spec
 from .physics import (
     bytes_read_per_token,
     format_claimed,
@@ -31,6 +31,7 @@ from .vocabulary import (
     NOT_TESTABLE,
     PARAMS_REL_TOL,
     PRECISIONS,
+    RESERVATION_REL_TOL,
     SIZE_REL_TOL,
 )
 
@@ -46,7 +47,10 @@ NOT_TESTABLE_REASONS: dict[str, str] = {
     "cpu_util_pct": "CPU utilisation is an observation of one run, not derivable from physics",
     "benchmark_score": "a benchmark score needs an evaluation run of that benchmark with this model, "
     "under the article's (unstated) prompt and scoring protocol",
-    "rubric_score": "the article's own hand-scored prompts; its prompts, rubric and raters are not published",
+    "rubric_score": "the article prints the prompt, and notebook 03 asks it (data/zh_tasks.yaml names "
+    "the article's section), but this 1-5 score is the article's own hand rating: its rubric and raters "
+    "are not published and the model is not run on this machine; notebook 03 scores the same prompt "
+    "with the study's rubric checks",
     "relative_gain_pct": "an improvement against an unstated baseline",
     "throughput_gain_x": "a throughput ratio between engines under an unstated workload",
     "language_count": "a count of supported languages is a vendor statement, not measurable here",
@@ -100,8 +104,13 @@ def judge_weights_size(claim: Claim, arch, hardware, ledger) -> Verdict:
     )
     if abs(diff) <= SIZE_REL_TOL:
         return Verdict(CONSISTENT, evidence, "arithmetic")
-    return Verdict(INCONSISTENT, evidence + f"; the claimed size fits {closest} "
-                   f"({closest_bytes / 1e9:.2f} GB) instead", "arithmetic")
+    instead = f"; the closest known format is {closest} ({closest_bytes / 1e9:.2f} GB)"
+    if diff < 0:
+        # smaller than the format stores by definition: these parameters cannot fit in that size
+        return Verdict(IMPOSSIBLE, evidence + f": {claim.precision} stores {bits:g} bits per weight by "
+                       f"definition, so {spec.params / 1e9:.3g}B parameters cannot fit in "
+                       f"{format_claimed(claim)}" + instead, "definition")
+    return Verdict(INCONSISTENT, evidence + instead, "arithmetic")
 
 
 def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
@@ -138,11 +147,15 @@ def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
     )
     if notes:
         evidence = "; ".join(notes) + "; " + evidence
-    if claim.metric == "vram_gb" and claim.hardware and hardware.get(claim.hardware) is not None:
-        hw = hardware[claim.hardware]
-        if hw.memory_gb is not None and claim.value > hw.memory_gb:
-            return Verdict(IMPOSSIBLE, evidence + f"; but {hw.name} has only {hw.memory_gb:g} GB", "physics")
+    hw = hardware.get(claim.hardware) if claim.hardware else None
+    if claim.metric == "vram_gb" and hw is not None and hw.memory_bytes is not None:
+        if claimed > hw.memory_bytes:
+            return Verdict(IMPOSSIBLE, evidence + f"; but {hw.name} has only {hw.memory_gib:g} GiB "
+                           f"({hw.memory_bytes / 1e9:.2f} GB)", "physics")
     if ratio <= 1 + MEMORY_ROUNDING_TOL:
+        reserved = _engine_reservation(claim, hw, evidence)
+        if reserved is not None:
+            return reserved
         return Verdict(
             CONSISTENT,
             evidence + f" <= {1 + MEMORY_ROUNDING_TOL:.2f} (lower-bound check only: KV cache, activations "
@@ -170,6 +183,61 @@ def judge_memory(claim: Claim, arch, hardware, ledger) -> Verdict:
     )
 
 
+def _engine_reservation(claim: Claim, hw: Hardware | None, evidence: str) -> Verdict | None:
+    """Device memory in use under an engine that reserves a fraction of the card is that fraction.
+
+    vLLM takes gpu_memory_utilization x device memory at start (weights, activation profile, and a
+    KV-cache pool filling the rest; EngineArgs.gpu_memory_utilization, default 0.9): the memory a
+    monitor shows is that fraction of the card whatever the weights' size. The engine's registry
+    spec says whether it reserves (Capabilities.device_memory_reservation). Checked only for a
+    vram_gb claim on a card of known memory; None otherwise.
+    """
+    from ..backends import registry
+
+    if claim.metric != "vram_gb" or claim.engine is None or hw is None or hw.memory_bytes is None:
+        return None
+    reservation = registry.get(claim.engine).capabilities.device_memory_reservation
+    if reservation is None:
+        return None
+    option, default = reservation
+    options = claim.engine_options or {}
+    util = float(options.get(option, default))
+    source = f"the article's --{option.replace('_', '-')}" if option in options else f"the engine's default {option}"
+    reserved = util * hw.memory_bytes
+    diff = relative_difference(claim.value * 1e9, reserved)
+    text = (f"{evidence}; {claim.engine} reserves {util:g} ({source}) x {hw.name} {hw.memory_gib:g} GiB = "
+            f"{format_gb(reserved)} at start for weights and its KV-cache pool; claimed "
+            f"{format_claimed(claim)} is {format_pct(diff)} off (tolerance ±{RESERVATION_REL_TOL:.0%})")
+    if abs(diff) <= RESERVATION_REL_TOL:
+        return Verdict(CONSISTENT, text, "engine")
+    return Verdict(INCONSISTENT, text + f": the memory in use under {claim.engine} is its reservation, not "
+                   "the weights' size", "engine")
+
+
+def _roofline_on_options(claim: Claim, spec: ArchSpec, hardware, precision: str, assumed: str) -> Verdict | None:
+    """A decode claim without hardware, on the cards the article recommends for the setup: the
+    bound on the fastest of them with a vendor bandwidth. None when the claim lists no options."""
+    options = [hardware[k] for k in claim.hardware_options or () if k in hardware]
+    known = [hw for hw in options if hw.bandwidth_gb_s]
+    if not known:
+        return None
+    per_token = bytes_read_per_token(spec, precision)
+    bounds = [(hw, roofline_tok_s(hw.bandwidth_gb_s, per_token)) for hw in known]
+    parts = "; ".join(f"{hw.name} {hw.bandwidth_gb_s:g} GB/s → {b:.1f} tok/s" for hw, b in bounds)
+    unknown = [hw.name for hw in options if not hw.bandwidth_gb_s]
+    best_hw, best = max(bounds, key=lambda x: x[1])
+    evidence = (f"{assumed}hardware not stated; the cards the article recommends for this setup, "
+                f"{format_gb(per_token)} read per token at {precision}: {parts}"
+                + (f" ({', '.join(unknown)}: no vendor bandwidth figure)" if unknown else "")
+                + f"; claimed {format_claimed(claim)} is {claim.value / best:.0%} of the fastest bound")
+    if claim.relation in ("<", "<="):
+        return Verdict(CONSISTENT, evidence + " (an upper bound cannot exceed the roofline)", "physics")
+    if claim.value > best:
+        return Verdict(IMPOSSIBLE, evidence + ": above the roofline of every recommended card with a "
+                       "published bandwidth", "physics")
+    return Verdict(CONSISTENT, evidence, "physics")
+
+
 def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
     """Batch-1 decode tok/s <= bandwidth / bytes read per token; above it is physically impossible.
 
@@ -186,6 +254,10 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
             f"({PRECISIONS[precision].bits_per_weight:.3g} bits/weight); "
         )
     per_token = bytes_read_per_token(spec, precision)
+    if claim.hardware is None:
+        on_options = _roofline_on_options(claim, spec, hardware, precision, assumed)
+        if on_options is not None:
+            return on_options
     if claim.hardware is None or claim.hardware not in hardware:
         need = claim.value * per_token / 1e9
         why = "no hardware stated" if claim.hardware is None else f"hardware {claim.hardware!r} not in the table"
@@ -235,15 +307,15 @@ def judge_context(claim: Claim, arch, hardware, ledger) -> Verdict:
     if claim.hardware and claim.precision and claim.hardware in hardware:
         hw = hardware[claim.hardware]
         kv = kv_cache_bytes(spec, int(tokens))
-        if kv is not None and hw.memory_gb is not None:
+        if kv is not None and hw.memory_bytes is not None:
             w = weights_bytes(spec, claim.precision)
             total = w + kv
             mem_text = (
                 f"; weights at {claim.precision} {format_gb(w)} + fp16 KV cache for {int(tokens):,} tokens "
                 f"(2 x {spec.layers} layers x {spec.kv_heads} kv heads x {spec.head_dim} x 2 B x tokens) "
-                f"{format_gb(kv)} = {total / 1e9:.2f} GB vs {hw.name} {hw.memory_gb:g} GB"
+                f"{format_gb(kv)} = {format_gb(total)} vs {hw.name} {hw.memory_gib:g} GiB"
             )
-            if total > hw.memory_gb * 1e9:
+            if total > hw.memory_bytes:
                 return Verdict(IMPOSSIBLE, evidence + mem_text + ": one full-length sequence cannot fit", "physics")
             return Verdict(CONSISTENT, evidence + mem_text, "physics")
     return Verdict(CONSISTENT, evidence, "config")
@@ -306,18 +378,29 @@ def judge_datasheet(claim: Claim, arch, hardware, ledger) -> Verdict:
         return Verdict(CONSISTENT if ok else INCONSISTENT,
                        f"datasheet: {hw.name} has {hw.cores} cores; claimed {format_claimed(claim)}",
                        "datasheet")
-    if hw.memory_gb is None:
+    if hw.memory_gib is None:
         return Verdict(NOT_TESTABLE, f"no memory size for {hw.name}", "none")
-    diff = relative_difference(claim.value, hw.memory_gb)
+    # the article writes the vendor's label ("12GB"), which counts GiB: compare the numbers as labelled
+    diff = relative_difference(claim.value, hw.memory_gib)
     return Verdict(
         CONSISTENT if abs(diff) <= DATASHEET_REL_TOL else INCONSISTENT,
-        f"datasheet: {hw.name} {hw.memory_gb:g} GB; claimed {format_claimed(claim)} "
+        f"datasheet: {hw.name} {hw.memory_gib:g} GiB ({hw.memory_bytes / 1e9:.2f} GB; the vendor's "
+        f"label says {hw.memory_gib:g} GB); claimed {format_claimed(claim)} "
         f"({format_pct(diff)}, tolerance ±{DATASHEET_REL_TOL:.0%})",
         "datasheet",
     )
 
 
+def judge_benchmark_score(claim: Claim, arch, hardware, ledger) -> Verdict:
+    """A score claim against the vendor's own published score (data/published_scores.yaml)."""
+    from .published import judge_published
+
+    verdict = None if claim.benchmark and re.match(r"a\d{3}_", claim.benchmark) else judge_published(claim)
+    return verdict or Verdict(NOT_TESTABLE, not_testable_reason(claim), "none")
+
+
 RULES: dict[str, Callable[..., Verdict]] = {
+    "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,
     "weights_gb": judge_weights_size,
     "context_tokens": judge_context,
@@ -340,10 +423,19 @@ def not_testable_reason(claim: Claim) -> str:
     if claim.model is None and claim.metric not in METRICS_WITHOUT_MODEL:
         return "the claim names no model of the registry" + (f" ({claim.note})" if claim.note else "")
     if claim.metric == "benchmark_score" and claim.benchmark and re.match(r"a\d{3}_", claim.benchmark):
-        return "the article's own hand-picked questions, not a public benchmark"
+        return ("the article's own hand-picked questions, which it prints and the study asks itself "
+                "(data/zh_tasks.yaml names the article's section); the article's model is not run on "
+                "this machine")
+    if claim.metric == "benchmark_score":
+        from .published import not_published_reason
+
+        listed = not_published_reason(claim)
+        if listed:
+            return listed + "; a run that scores this model on this benchmark would test it"
     reason = NOT_TESTABLE_REASONS.get(claim.metric, "no rule for this metric")
     if claim.metric in ("benchmark_score", "load_s", "ttft_ms"):
-        reason += f"; comparable once measurements[{measurement_key(claim)!r}] is supplied"
+        reason += ("; a run of this model on this benchmark would test it" if claim.metric == "benchmark_score"
+                   else "; a measurement on the named hardware would test it")
     return reason
 
 

@@ -61,11 +61,22 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
             plt.show()
             display(Markdown(profiling.findings(snap["profile"])))
         show_gpu_extras(snap)
-        scaled = snapshot_claims.get(name) or []
-        if scaled:
-            display(pd.DataFrame(scaled)[CLAIM_COLUMNS].round(1))
-            display(Markdown("\n".join(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**"
-                                       for r in scaled)))
+        _show_claims(snapshot_claims.get(f"snapshot {name}") or [], f"snapshot `{name}`")
+    for source, scaled in snapshot_claims.items():
+        if not source.startswith("snapshot "):
+            _show_claims(scaled, source)
+
+
+def _show_claims(scaled: list[dict], source: str) -> None:
+    """The ledger's decode-speed claims that `source`'s rows decide, with the arithmetic."""
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    if not scaled:
+        return
+    display(Markdown(f"#### The articles' speed claims that {source} decides (the ledger's verdicts)"))
+    display(pd.DataFrame(scaled)[CLAIM_COLUMNS].round(1))
+    display(Markdown("\n".join(f"- `{r['claim']}`: {r['arithmetic']} → **{r['verdict']}**" for r in scaled)))
 
 
 GPU_EXTRAS_INTRO = (

@@ -4,6 +4,7 @@ roofline fractions, the engines' own clocks, committed GPU snapshots and finding
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -116,13 +117,20 @@ def compare_with_vllm_bench(ours: dict, bench: dict) -> list[dict]:
              ("ITL p50 (ms)", ours["itl_p50_s"] * 1e3, bench["median_itl_ms"])]
     return [{"metric": m, "ours": a, "vllm_bench": b, "gap": a / b - 1} for m, a, b in pairs]
 
-def snapshot_claims() -> dict[str, list[dict]]:
-    """Each committed GPU snapshot's verdicts on the articles' speed claims (scaling.py)."""
-    from .. import claims as claims_mod
-    from ..claims import scaling
+def snapshot_claims(rows: list[dict] | None = None, bw: dict | None = None,
+                    run_id: str | None = None) -> dict[str, list[dict]]:
+    """The articles' decode-speed claims judged by the ledger from this run's rows and every
+    committed snapshot (`claims.scaling.speed_claims`), grouped by the source that decides each."""
+    from ..claims import ledger, measured, scaling
 
-    claims, hardware = claims_mod.load_claims(), claims_mod.load_hardware()
-    return {snap.name: scaling.scale_claims(snap, claims, hardware) for snap in scaling.snapshots()}
+    claims, _, arch, hardware = ledger.judge_ledger()
+    evidence = measured.collect(None)
+    if rows and bw:
+        device = "this machine's CPU" if bw.get("device", "cpu") == "cpu" else bw["device"]
+        evidence.speed += measured.speed_rows({"bandwidth": bw, "rows": rows},
+                                              source=f"run {run_id or 'this run'}", device=device,
+                                              path=Path("02_speed/summary.json"))
+    return scaling.speed_claims(evidence, claims, hardware, arch)
 
 def section_summary(results: SectionResults, params: SpeedParams, bw: dict) -> SpeedSummary:
     """The speed section's summary.json, derived from every record in the results folder: the
@@ -132,7 +140,8 @@ def section_summary(results: SectionResults, params: SpeedParams, bw: dict) -> S
     return SpeedSummary(bandwidth=bw, rows=rows,
                         llamacpp_clock_agreement=llamacpp_clock_agreement(records),
                         vllm_bench_validation=vllm_bench_results(results, rows),
-                        snapshot_claims=snapshot_claims(), params=params.model_dump())
+                        snapshot_claims=snapshot_claims(rows, bw, params.run_id),
+                        params=params.model_dump())
 
 def findings(summary: dict) -> str:
     """The section's findings, generated from its summary (markdown bullets)."""

@@ -1,0 +1,94 @@
+"""The vendors' published benchmark scores (data/published_scores.yaml) and the rule that judges
+an article's score claim against them: a claimed score is checked against the number the model's
+makers report for that benchmark, with the document, table and row as its evidence."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..paths import PROJECT_DATA_DIR
+from .model import Claim, Verdict, _read_yaml_mapping, _validation_message
+from .physics import format_claimed
+from .vocabulary import CONSISTENT, INCONSISTENT, PUBLISHED_SCORE_TOL, LedgerError
+
+PUBLISHED_PATH = PROJECT_DATA_DIR / "published_scores.yaml"
+
+
+class PublishedScore(BaseModel):
+    """One score a vendor document prints for one of its models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str  # registry key
+    benchmark: str  # the claims' benchmark name
+    value: float  # points, 0-100
+    source: str  # document
+    table: str  # table (or passage) within it
+    row: str  # the row's model name as printed
+
+    def citation(self) -> str:
+        return f"{self.source}, {self.table}, row {self.row}"
+
+
+def load_published(path: str | Path = PUBLISHED_PATH) -> dict[tuple[str, str], PublishedScore]:
+    """(model, benchmark) -> PublishedScore; errors name the file, the entry and the key."""
+    path = Path(path)
+    raw = _read_yaml_mapping(path, "published")
+    if not isinstance(raw, list):
+        raise LedgerError(f"{path}: 'published' must be a list")
+    out: dict[tuple[str, str], PublishedScore] = {}
+    for i, entry in enumerate(raw):
+        try:
+            score = PublishedScore.model_validate(entry)
+        except ValidationError as exc:
+            raise LedgerError(f"{path}: published[{i}]: {_validation_message(exc)}") from None
+        key = (score.model, score.benchmark)
+        if key in out:
+            raise LedgerError(f"{path}: published[{i}]: a second entry for {key}")
+        out[key] = score
+    return out
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[tuple[str, str], PublishedScore]:
+    return load_published()
+
+
+def published_for(model: str | None) -> list[PublishedScore]:
+    return [s for (m, _), s in _table().items() if m == model]
+
+
+def judge_published(claim: Claim) -> Verdict | None:
+    """A score claim against the vendor's published score for the same model and benchmark.
+
+    '>'/'>=': the published score must reach the claimed one; '<'/'<=': stay below it; '~'/'=':
+    within PUBLISHED_SCORE_TOL points (rounding). None when the vendor publishes no such score.
+    """
+    score = _table().get((claim.model, claim.benchmark)) if claim.model and claim.benchmark else None
+    if score is None:
+        return None
+    p, c = score.value, claim.value
+    if claim.relation in (">", ">="):
+        ok = p > c if claim.relation == ">" else p >= c
+    elif claim.relation in ("<", "<="):
+        ok = p < c if claim.relation == "<" else p <= c
+    else:
+        ok = abs(p - c) <= PUBLISHED_SCORE_TOL
+    evidence = (f"published: {p:g} ({score.citation()}); claimed {format_claimed(claim)}"
+                + ("" if claim.relation not in ("~", "=") else f" (tolerance ±{PUBLISHED_SCORE_TOL:g} point)"))
+    if not ok:
+        evidence += ": the model's makers report a score the claim does not match"
+    return Verdict(CONSISTENT if ok else INCONSISTENT, evidence, "published")
+
+
+def not_published_reason(claim: Claim) -> str | None:
+    """What the vendor does publish for the model, when it publishes nothing for this benchmark."""
+    scores = published_for(claim.model)
+    if not scores:
+        return None
+    listed = ", ".join(f"{s.benchmark} {s.value:g}" for s in scores)
+    return (f"the vendor's documents recorded in data/published_scores.yaml report no {claim.benchmark} "
+            f"score for this model (they give {listed}; {scores[0].source})")
