@@ -34,7 +34,7 @@ from IPython.display import Markdown, display
 
 from slmstudy import claims as C
 from slmstudy import plotting
-from slmstudy.claims import ledger
+from slmstudy.claims import ledger, measured
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
@@ -105,13 +105,26 @@ measured_table = pd.DataFrame(ledger.measured_rows(claims, verdicts, rules_only)
 measured_table
 
 # %% [markdown]
-# ## Coverage: every section of every article
-# Each section of the five articles with the claims drawn from it, or why it has none —
-# *nothing checkable* (motivation, advice) or *pending*: checkable statements (features, command
-# lines, comparisons) the ledger does not hold yet.
+# ## The articles' command lines, run as written
+# Notebook 01 ran the articles' vLLM command lines here, exactly as printed but for the model id
+# (a local replica of the same architecture) and the port (`data/commands.yaml`). A command that
+# serves is **consistent** with its article; one that vLLM refuses is **inconsistent**, with the
+# error it printed and the corrections it needed; one that needs what this machine lacks (a
+# Docker engine) is **not testable here**.
 
 # %%
-coverage = ledger.coverage_rows(claims, verdicts)
+command_rows = measured.command_verdicts(evidence)
+pd.DataFrame(command_rows) if command_rows else Markdown(
+    "No command records: notebook 01 runs them with `article_commands: true`.")
+
+# %% [markdown]
+# ## Coverage: every section of every article
+# Each section of the five articles with the claims drawn from it, or why it has none —
+# *nothing checkable* (motivation, advice) or *pending*: checkable statements (features,
+# comparisons) the ledger does not hold yet. Command lines count where notebook 01 ran them.
+
+# %%
+coverage = ledger.coverage_rows(claims, verdicts, commands=command_rows)
 pd.DataFrame(coverage)
 
 # %% [markdown]
@@ -132,7 +145,8 @@ summary_path = results.write_summary(ClaimsSummary(
     n_claims=len(claims), verdict_counts=counts,
     by_article=ledger.counts_by_article(claims, verdicts),
     rows=rows, arch=arch, params=P.model_dump(), coverage=coverage,
-    measured=ledger.measured_rows(claims, verdicts, rules_only), evidence_sources=evidence.sources))
+    measured=ledger.measured_rows(claims, verdicts, rules_only), evidence_sources=evidence.sources,
+    commands=command_rows))
 print(f"summary: {summary_path}")
 
 # %% [markdown]

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from slmstudy import deployment, plotting
+from slmstudy import commands, deployment, plotting
 from slmstudy import webui as openwebui  # `webui` is the parameter
 from slmstudy.forms import GGUF
 from slmstudy.params import validate
@@ -44,13 +44,16 @@ servers = ["llamacpp", "vllm"]  # OpenAI-compatible servers to probe
 load_repetitions = 2  # cold (fresh process) and warm (same process) loads per engine
 drop_page_cache = True  # drop the OS page cache before each cold load (root only)
 vllm_tool_parser = "hermes"  # tool-call parser for vllm serve (None: vLLM as shipped)
+article_commands = False  # run the articles' vLLM command lines as written (data/commands.yaml)
+command_fixes = True  # and, while refused, again with each correction in turn
 webui = False  # also bring up llama.cpp server + Open WebUI and chat through a browser (`make webui`)
 
 # %%
 P = validate("01_deployment", dict(
     run_id=run_id, model=model, engines=engines, servers=servers,
     load_repetitions=load_repetitions, drop_page_cache=drop_page_cache,
-    vllm_tool_parser=vllm_tool_parser, webui=webui))
+    vllm_tool_parser=vllm_tool_parser, article_commands=article_commands,
+    command_fixes=command_fixes, webui=webui))
 results = SectionResults(P.run_id, "01_deployment")
 write_provenance(P.run_id, provenance({"params_01_deployment": P.model_dump()}))
 plotting.setup_style()
@@ -106,6 +109,24 @@ for p in probes:
                      f"`{p['evidence'][:160]}`  \n<details><summary>request</summary>\n\n"
                      f"```json\n{json.dumps(p['request'], ensure_ascii=False, indent=1)}\n```\n"
                      "</details>"))
+
+# %% [markdown]
+# ## The articles' command lines, run as written
+# Articles 000, 002 and 004 deploy with vLLM command lines (`data/commands.yaml` quotes each).
+# Each runs here exactly as printed, except the model id (a local replica folder of the same
+# Qwen2 architecture: the articles' checkpoint is not downloadable here) and the port (a free
+# one); the replica's random weights add `--load-format dummy`. A refused command is run again
+# with each correction in turn (`command_fixes`), so the table shows every problem and whether the
+# corrected command serves. Logs: `logs/commands/` beside the records. The claims ledger
+# (notebook 00) judges each command by this outcome.
+
+# %%
+if P.article_commands:
+    command_records = commands.run_all(results, None, fixes=P.command_fixes)
+    display(pd.DataFrame(commands.outcome_rows(command_records)))
+else:
+    command_records = []
+    print("article_commands: false — the articles' command lines were not run")
 
 # %% [markdown]
 # ## The articles' stack: an engine + Open WebUI, through its API and in a real browser
@@ -177,7 +198,7 @@ if P.webui:
 # %%
 summary = DeploymentSummary(
     sizes=sizes.to_dict(orient="records"), loads=table.to_dict(orient="records"),
-    servers=startup, features=probes, params=P.model_dump(),
+    servers=startup, features=probes, params=P.model_dump(), commands=command_records,
     webui=({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
            if P.webui else None),
     artifacts={r["form"]: {"sha256": r["sha256"], "size_bytes": r["size_bytes"]}

@@ -113,7 +113,7 @@ def test_every_claim_sits_in_a_listed_section_whose_title_the_article_prints():
     claims, verdicts, _, _ = ledger.judge_ledger()
     rows = ledger.coverage_rows(claims, verdicts, sections)
     assert sum(r["claims"] for r in rows) == len(claims)
-    assert all(r["claims"] or r["not covered"] for r in rows), "a section without claims says why"
+    assert all(r["claims"] or r["commands run"] or r["not covered"] for r in rows), "a section without claims says why"
 
     def flat(text):
         return re.sub(r"\s+", "", text)
@@ -133,3 +133,26 @@ def test_every_claim_sits_in_a_listed_section_whose_title_the_article_prints():
 def test_the_conclusion_runs_after_the_sections():
     names = ["00_claims", "01_deployment", "02_speed", "05_code"]
     assert sorted(names, key=report.execution_rank) == ["01_deployment", "02_speed", "05_code", "00_claims"]
+
+
+def test_command_records_of_a_run_become_verdicts_with_their_error(tmp_path):
+    run = tmp_path / "runs" / "t"
+    (run / "01_deployment").mkdir(parents=True)
+    refused = {"id": "a004-3.2-vllm-api-server", "article": "004", "section": "3.2", "quote": "q", "claim": "c",
+               "outcome": "refused", "reason": "Value error, max_model_len (131072) > 32768", "fixed_outcome": "serves",
+               "attempts": [{"fixes": [], "outcome": "refused", "exit_code": 1, "error": "e", "seconds": 1},
+                            {"fixes": ["31768"], "outcome": "serves", "exit_code": None, "error": "", "seconds": 9}]}
+    docker = {"id": "a002-3.4-docker-open-webui", "article": "002", "section": "3.4", "quote": "q", "claim": "c",
+              "outcome": "not run", "reason": "needs a Docker engine", "attempts": []}
+    (run / "01_deployment" / "summary.json").write_text(json.dumps({"commands": [refused, docker]}))
+    empty = tmp_path / "none"
+    empty.mkdir()
+    rows = {r["id"]: r for r in measured.command_verdicts(measured.collect(run, results_root=empty))}
+    assert rows["a004-3.2-vllm-api-server"]["verdict"] == C.INCONSISTENT
+    assert "131072" in rows["a004-3.2-vllm-api-server"]["evidence"] and "→ serves" in rows[
+        "a004-3.2-vllm-api-server"]["evidence"]
+    assert rows["a002-3.4-docker-open-webui"]["verdict"] == C.NOT_TESTABLE
+    claims, verdicts, _, _ = ledger.judge_ledger()
+    table = ledger.coverage_rows(claims, verdicts, commands=list(rows.values()))
+    cov = {(r["article"], r["section"]): r for r in table}
+    assert cov[("002", "3.4")]["commands run"] == 1 and cov[("002", "3.4")]["not covered"] == ""

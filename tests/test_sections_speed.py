@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -106,6 +107,13 @@ def test_deployment_results(smoke_run):
             "tool call (auto)"}
         assert all(feats[(server, f)]["request"]["messages"] for f in ("JSON mode",))
     assert {x["server"] for x in s["servers"]} == {"llamacpp-server", "vllm-server"}
+    # the articles' vLLM command lines, run as written by real vLLM: each is refused, and says why
+    cmds = {c["id"]: c for c in s["commands"]}
+    assert cmds["a002-3.3-compose-vllm"]["outcome"] == "refused"
+    assert "--enable-auto-tool-call" in cmds["a002-3.3-compose-vllm"]["reason"]
+    for cid in ("a000-2.2-vllm-api-server", "a004-3.2-vllm-api-server"):
+        assert cmds[cid]["outcome"] == "refused" and "131072" in cmds[cid]["reason"], cmds[cid]
+    assert all(Path(a["log"]).is_file() for c in cmds.values() for a in c["attempts"])
 
 
 def test_report_pages_exist(smoke_run):

@@ -122,6 +122,10 @@ class DeploymentParams(_Strict):
     load_repetitions: int = Field(2, ge=1)
     drop_page_cache: bool = True
     vllm_tool_parser: str | None = "hermes"
+    #: run the articles' command lines as written (data/commands.yaml, `commands.run_all`)
+    article_commands: bool = False
+    #: while a command is refused, run it again with each of its listed corrections in turn
+    command_fixes: bool = True
     webui: bool = False
 
     @field_validator("engines")

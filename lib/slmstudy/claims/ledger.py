@@ -73,12 +73,16 @@ def load_sections(path=SECTIONS_PATH) -> dict[str, list[dict]]:
     return C._read_yaml_mapping(path, "articles")
 
 
-def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[str, list[dict]] | None = None
-                  ) -> list[dict[str, Any]]:
-    """One row per article section: its claims and their verdicts, or why it has none.
+def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[str, list[dict]] | None = None,
+                  commands: list[dict] | None = None) -> list[dict[str, Any]]:
+    """One row per article section: its claims and their verdicts, the command lines run from it
+    (`measured.command_verdicts`), or why it has none.
 
     A claim whose section the file does not list is an error (the table would hide it)."""
     sections = sections if sections is not None else load_sections()
+    ran: dict[tuple[str, str], list[dict]] = {}
+    for row in commands or []:
+        ran.setdefault((row["article"], row["section"]), []).append(row)
     by_section: dict[tuple[str, str], list] = {}
     for c in claims:
         by_section.setdefault((c.article, c.section), []).append(c)
@@ -91,10 +95,13 @@ def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[s
         for s in secs:
             cs = by_section.get((article, s["section"]), [])
             counts = Counter(verdicts[c.id].verdict for c in cs)
+            cmds = ran.get((article, s["section"]), [])
+            counts.update(r["verdict"] for r in cmds)
             rows.append({"article": article, "section": s["section"], "title": s["title"],
-                         "claims": len(cs),
+                         "claims": len(cs), "commands run": len(cmds),
                          "verdicts": ", ".join(f"{counts[v]} {v}" for v in C.VERDICTS if counts[v]),
-                         "not covered": (f"pending: {s['pending']}" if s.get("pending") else
+                         "not covered": ("" if cmds and not cs else
+                                         f"pending: {s['pending']}" if s.get("pending") else
                                          f"nothing checkable: {s['none']}" if s.get("none") else "")})
     return rows
 
@@ -152,6 +159,11 @@ def findings(summary: dict) -> str:
     if published:
         out.append(f"- {len(published)} score claims checked against the vendors' published scores: "
                    + ", ".join(f"{r['id']} {r['verdict']}" for r in published))
+    cmds = summary.get("commands", [])
+    if cmds:
+        out.append(f"- {len(cmds)} of the articles' command lines run as written: "
+                   + "; ".join(f"{r['id']} {r['outcome']}" + (f" ({r['evidence'][:140]})" if r["outcome"] != "serves"
+                                                              else "") for r in cmds))
     impossible = [r for r in summary["rows"] if r["verdict"] == C.IMPOSSIBLE]
     for r in impossible[:5]:
         out.append(f"- **physically impossible** — {r['id']} (article {r['article']}): "

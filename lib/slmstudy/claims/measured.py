@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 from ..paths import REPO_ROOT, RESULTS_DIR
 from .model import Claim, Hardware, Verdict
 from .physics import format_claimed, format_pct, relative_difference
-from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL
+from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL, NOT_TESTABLE
 
 QUALITY_SECTIONS = ("03_chinese_quality", "04_math", "05_code")
 
@@ -97,10 +97,11 @@ class Evidence:
 
     speed: list[SpeedRow] = field(default_factory=list)
     scores: list[ScoreRow] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)  # 01_deployment's command records
     sources: list[dict[str, Any]] = field(default_factory=list)  # name, kind, device, path
 
     def __bool__(self) -> bool:
-        return bool(self.speed or self.scores)
+        return bool(self.speed or self.scores or self.commands)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +171,9 @@ def from_folder(folder: Path, *, source: str, device: str) -> Evidence:
     speed = _read(folder / "02_speed" / "summary.json")
     if speed:
         ev.speed += speed_rows(speed, source=source, device=device, path=folder / "02_speed" / "summary.json")
+    deployment = _read(folder / "01_deployment" / "summary.json")
+    for rec in (deployment or {}).get("commands", []):
+        ev.commands.append({**rec, "source": source, "path": _shown(folder / "01_deployment" / "summary.json")})
     for section in QUALITY_SECTIONS:
         summary = _read(folder / section / "summary.json")
         if summary:
@@ -184,6 +188,7 @@ def merge(parts: Iterable[Evidence]) -> Evidence:
     for p in parts:
         out.speed += p.speed
         out.scores += p.scores
+        out.commands += p.commands
         out.sources += p.sources
     return out
 
@@ -345,3 +350,32 @@ def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics:
     if physics.verdict == CONSISTENT and measured.verdict == CONSISTENT:
         return Verdict(CONSISTENT, f"{measured.evidence}; {physics.basis}: {physics.evidence}", "measurement")
     return measured
+
+
+def command_verdicts(ev: Evidence) -> list[dict[str, Any]]:
+    """The articles' command lines judged by what they did here: serves as written → consistent;
+    refused → inconsistent (the error, and what the corrections needed); not run → not testable
+    here (why). One row per command, the latest record when several sources ran it."""
+    latest: dict[str, dict] = {}
+    for rec in ev.commands:
+        latest[rec["id"]] = rec
+    rows = []
+    for cid, rec in latest.items():
+        attempts = rec.get("attempts") or []
+        if rec["outcome"] == "serves":
+            verdict, evidence = CONSISTENT, "serves as written"
+        elif rec["outcome"] == "not run":
+            verdict, evidence = NOT_TESTABLE, rec.get("reason", "")
+        elif rec["outcome"] == "refused":
+            verdict = INCONSISTENT
+            evidence = f"refused as written (exit {attempts[0].get('exit_code')}): {rec.get('reason', '')}"
+            if len(attempts) > 1:
+                evidence += (f"; {len(attempts) - 1} correction(s) run: "
+                             + "; ".join(f"{a['fixes'][-1]} → {a['outcome']}" for a in attempts[1:]))
+        else:
+            verdict, evidence = NOT_TESTABLE, f"{rec['outcome']} (no answer within the time limit)"
+        rows.append({"id": cid, "article": rec["article"], "section": rec["section"], "quote": rec["quote"],
+                     "claim": rec["claim"], "outcome": rec["outcome"],
+                     "corrected": rec.get("fixed_outcome"), "verdict": verdict, "evidence": evidence,
+                     "source": rec["source"], "record": rec["path"]})
+    return rows
