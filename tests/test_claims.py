@@ -140,6 +140,9 @@ def test_at_least_five_claims_are_decided_by_physics_or_arithmetic_alone(verdict
         ("a004-2.1-qwen7b-math", C.INCONSISTENT),  # >80 vs the vendor's 75.5
         ("a000-1.2-phi3-mmlu", C.CONSISTENT),  # ~69 vs "69% on MMLU" (Phi-3 TR abstract)
         ("a004-3.4-qwen7b-vram", C.INCONSISTENT),  # vLLM holds 0.9 x 12 GiB = 11.6 GB, not 6.3
+        # 11.6 GB reserved - 5.57 GB AWQ weights = 6.0 GB < 7.5 GB of KV for one 131072-token sequence
+        ("a004-3.4-qwen7b-batch4", C.IMPOSSIBLE),
+        ("a002-3.6-qwen7b-concurrency", C.INCONSISTENT),  # at 131072 tokens one sequence fits an A10G
     ],
 )
 def test_ledger_verdicts(verdicts, claim_id, expected):

@@ -399,7 +399,52 @@ def judge_benchmark_score(claim: Claim, arch, hardware, ledger) -> Verdict:
     return verdict or Verdict(NOT_TESTABLE, not_testable_reason(claim), "none")
 
 
+def judge_concurrency(claim: Claim, arch, hardware, ledger) -> Verdict:
+    """Requests served at once vs the KV-cache arithmetic of the stated setup.
+
+    Memory for the KV cache = reserved fraction x device memory - weights (the engine's
+    reservation, Capabilities.device_memory_reservation, else the whole card; activations are not
+    subtracted, the most favourable case). One sequence of the configured context
+    (engine_options.max_model_len) needs 2 x layers x kv_heads x head_dim x 2 B x tokens. If not
+    one fits, the engine cannot serve the configuration at all (vLLM refuses to start):
+    physically impossible. If fewer than claimed fit at full length: inconsistent (shorter
+    requests could share the pool, which the claim does not say).
+    """
+    from ..backends import registry
+
+    spec = arch_spec(arch, claim.model)
+    options = claim.engine_options or {}
+    max_len = options.get("max_model_len") or claim.prompt_tokens
+    cards = [hardware[k] for k in ([claim.hardware] if claim.hardware else claim.hardware_options or ())
+             if k in hardware and hardware[k].memory_bytes]
+    if claim.precision is None or not max_len or not cards:
+        return Verdict(NOT_TESTABLE, "needs the precision, the configured context and a card of known memory", "none")
+    kv = kv_cache_bytes(spec, int(max_len))
+    if kv is None:
+        return Verdict(NOT_TESTABLE, f"no KV-cache shape for {claim.model}", "none")
+    reservation = registry.get(claim.engine).capabilities.device_memory_reservation if claim.engine else None
+    util = float(options.get(reservation[0], reservation[1])) if reservation else 1.0
+    weights = weights_bytes(spec, claim.precision)
+    hw = max(cards, key=lambda h: h.memory_bytes)  # the most favourable card the article names
+    pool = util * hw.memory_bytes - weights
+    fit = max(0, int(pool // kv))
+    evidence = (f"{hw.name} {hw.memory_gib:g} GiB x {util:g} reserved = {format_gb(util * hw.memory_bytes)}; minus "
+                f"weights at {claim.precision} {format_gb(weights)} leaves {format_gb(max(pool, 0))} for the KV "
+                f"cache; one sequence of the configured {int(max_len):,} tokens needs 2 x {spec.layers} layers x "
+                f"{spec.kv_heads} kv heads x {spec.head_dim} x 2 B x tokens = {format_gb(kv)}; {fit} fit "
+                f"(activations not counted); claimed {format_claimed(claim)}"
+                + ("" if len(cards) == 1 else f" (the largest of the cards the article names: {hw.name})"))
+    if fit < 1:
+        return Verdict(IMPOSSIBLE, evidence + ": not one sequence of the configured length fits, so the engine "
+                       "cannot serve this configuration (vLLM refuses to start)", "physics")
+    if claim.value > fit and claim.relation not in ("<", "<="):
+        return Verdict(INCONSISTENT, evidence + f": at the configured length only {fit} fit at once; more "
+                       "need shorter requests, which the claim does not state", "physics")
+    return Verdict(CONSISTENT, evidence, "physics")
+
+
 RULES: dict[str, Callable[..., Verdict]] = {
+    "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,
     "weights_gb": judge_weights_size,

@@ -37,6 +37,7 @@ METRIC_UNITS: dict[str, str] = {
     "language_count": "languages",  # number of supported natural languages
     "device_memory_gb": "GB",  # a datasheet figure of the named hardware (memory size)
     "cpu_cores": "cores",  # a datasheet figure of the named hardware (core count)
+    "concurrent_requests": "requests",  # requests served at once by a server (batch, concurrency)
 }
 METRICS = tuple(METRIC_UNITS)
 SCORE_METRICS = ("benchmark_score", "rubric_score")
