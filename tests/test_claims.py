@@ -462,3 +462,14 @@ def test_a_hardware_option_must_be_in_the_datasheet_table(tmp_path):
     entry = GOOD_ENTRY + "    hardware_options: [rtx9090]\n"
     with pytest.raises(C.LedgerError, match="unknown hardware option 'rtx9090'"):
         C.load_claims(write(tmp_path, entry), hardware_keys=["rtx3060_12gb"])
+
+
+def test_alibi_is_judged_against_the_config_and_the_reference_implementation(hardware):
+    from slmstudy.claims import ledger
+
+    arch = ledger.arch_table()
+    says = make_claim(model="phi3_mini", metric="uses_alibi", value=1, relation="=")
+    v = judged(says, arch, hardware)
+    assert v.verdict == C.INCONSISTENT and "rope_theta 10000" in v.evidence
+    denies = make_claim(model="phi3_mini", metric="uses_alibi", value=0, relation="=")
+    assert judged(denies, arch, hardware).verdict == C.CONSISTENT

@@ -36,6 +36,9 @@ def arch_table(registry: Mapping[str, Any] = REGISTRY) -> dict[str, dict]:
             "layers": a.num_hidden_layers,
             "kv_heads": a.num_key_value_heads,
             "head_dim": a.head_size,
+            "model_type": a.model_type,
+            "hf_architecture": a.hf_architecture,
+            "rope_theta": a.rope_theta,
         }
     return table
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .model import ArchSpec, Claim, Hardware, Verdict, arch_spec
@@ -443,7 +444,40 @@ def judge_concurrency(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(CONSISTENT, evidence, "physics")
 
 
+def _reference_mentions(model_type: str, word: str) -> bool | None:
+    """Whether transformers' reference implementation of `model_type` (models/<t>/modeling_<t>.py)
+    contains `word`; None when the file cannot be found. Reads the source, imports no model."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(f"transformers.models.{model_type}.modeling_{model_type}")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return word.lower() in Path(spec.origin).read_text(encoding="utf-8").lower()
+
+
+def judge_alibi(claim: Claim, arch, hardware, ledger) -> Verdict:
+    """'Uses ALiBi' vs the architecture: its config.json sets rope_theta (rotary position
+    embeddings) and transformers' reference implementation of the class has no ALiBi code."""
+    entry = arch[claim.model]
+    model_type, cls = entry.get("model_type"), entry.get("hf_architecture")
+    if not model_type:
+        return Verdict(NOT_TESTABLE, "the architecture table names no model type", "none")
+    mentions = _reference_mentions(model_type, "alibi")
+    evidence = (f"config.json: {cls}, rope_theta {entry.get('rope_theta'):g} (rotary position embeddings)"
+                + ("" if mentions is None else
+                   f"; transformers' modeling_{model_type}.py {'mentions' if mentions else 'has no'} ALiBi"))
+    says_alibi = claim.value >= 1
+    uses_alibi = bool(mentions)
+    if says_alibi == uses_alibi:
+        return Verdict(CONSISTENT, evidence, "config")
+    return Verdict(INCONSISTENT, evidence + ("; the architecture uses RoPE only" if says_alibi else ""), "config")
+
+
 RULES: dict[str, Callable[..., Verdict]] = {
+    "uses_alibi": judge_alibi,
     "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,

@@ -38,6 +38,7 @@ METRIC_UNITS: dict[str, str] = {
     "device_memory_gb": "GB",  # a datasheet figure of the named hardware (memory size)
     "cpu_cores": "cores",  # a datasheet figure of the named hardware (core count)
     "concurrent_requests": "requests",  # requests served at once by a server (batch, concurrency)
+    "uses_alibi": "yes/no",  # the architecture adds ALiBi attention biases (1 = the article says so)
 }
 METRICS = tuple(METRIC_UNITS)
 SCORE_METRICS = ("benchmark_score", "rubric_score")
