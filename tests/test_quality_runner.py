@@ -146,16 +146,23 @@ def test_transformers_loglik_matches_llamacpp_prompt(arts, items, tmp_path):
 
 
 def test_generation_is_cut_at_the_protocols_stop_strings(target, tmp_path):
-    # lm-eval's `until`: the scorer sees only the text before the first stop string
+    # lm-eval's `until`: the scorer sees only the text before the first stop string. The stop
+    # string is taken from the model's own unstopped answer, so the premise (the model writes it)
+    # holds whatever this small model says.
+    messages = [{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}]
+    free = Task("free", [Sample("s", messages)], scorer=lambda text, s: Score("correct", text), max_tokens=24)
+    (unstopped,), _ = runner.run_tasks(target, [free], SectionResults("r", "quality", root=tmp_path / "a"),
+                                       progress=False)
+    words = unstopped["raw_output"].split()
+    assert len(words) >= 4, unstopped["raw_output"]
+    stop = " " + words[3]
     seen = []
-    task = Task("stops", [Sample("s", [{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}])],
-                scorer=lambda text, s: seen.append(text) or Score("correct", text),
-                max_tokens=24, stop=(",",))
-    res = SectionResults("r", "quality", root=tmp_path)
-    (rec,), _ = runner.run_tasks(target, [task], res, progress=False)
-    assert "," in rec["raw_output"], rec["raw_output"]  # the premise: the model wrote a comma
-    assert seen == [rec["raw_output"].split(",")[0]] and rec["finish_reason"] == "stop_string"
-    assert rec["detail"]["stop_string"] == "," and rec["config"]["stop"] == [","]
+    task = Task("stops", [Sample("s", messages)], scorer=lambda text, s: seen.append(text) or Score("correct", text),
+                max_tokens=24, stop=(stop,))
+    (rec,), _ = runner.run_tasks(target, [task], SectionResults("r", "quality", root=tmp_path / "b"), progress=False)
+    expected = unstopped["raw_output"].split(stop)[0]
+    assert seen == [expected] and rec["finish_reason"] == "stop_string", (seen, expected)
+    assert rec["detail"]["stop_string"] == stop and rec["config"]["stop"] == [stop]
 
 
 def test_a_loglik_task_without_continuations_is_refused():
