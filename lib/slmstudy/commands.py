@@ -134,8 +134,15 @@ def error_line(log: str) -> str:
         if ln.startswith(("File ", "For further information", "raise ", "^")):
             continue
         if ERROR_LINE.search(ln):
-            return ln[:400]
-    return lines[-1][:400] if lines else ""
+            return _first_sentence(ln)
+    return _first_sentence(lines[-1]) if lines else ""
+
+
+def _first_sentence(line: str, limit: int = 400) -> str:
+    """A long error line up to the end of its first sentence (vLLM's go on with advice)."""
+    end = line.find(". ", 60)
+    line = line[:end + 1] if end > 0 else line
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _healthy(port: int) -> bool:

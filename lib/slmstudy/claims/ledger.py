@@ -155,7 +155,7 @@ def findings(summary: dict) -> str:
     out.append(f"- {len(by_measurement)} verdicts rest on this study's measurements "
                f"({len(summary.get('evidence_sources', []))} sources: "
                + ", ".join(s["name"] for s in summary.get("evidence_sources", [])) + "); "
-               + (f"{len(changed)} of them differ from the rules alone: "
+               + (f"the rules alone gave another verdict for {len(changed)}: "
                   + ", ".join(f"{r['id']} ({r['rules alone']} → {r['with measurements']})" for r in changed)
                   if changed else "none differs from the rules alone"))
     published = [r for r in summary["rows"] if r["basis"] == "published"]
