@@ -122,8 +122,9 @@ for p in probes:
 
 # %%
 if P.article_commands:
-    command_records = commands.run_all(results, None, fixes=P.command_fixes)
-    display(pd.DataFrame(commands.outcome_rows(command_records)))
+    command_records = commands.run_all(results, None, fixes=P.command_fixes, progress=False)
+    with pd.option_context("display.max_colwidth", None):
+        display(pd.DataFrame(commands.outcome_rows(command_records)))
 else:
     command_records = []
     print("article_commands: false — the articles' command lines were not run")
