@@ -143,6 +143,8 @@ def test_at_least_five_claims_are_decided_by_physics_or_arithmetic_alone(verdict
         # 11.6 GB reserved - 5.57 GB AWQ weights = 6.0 GB < 7.5 GB of KV for one 131072-token sequence
         ("a004-3.4-qwen7b-batch4", C.IMPOSSIBLE),
         ("a002-3.6-qwen7b-concurrency", C.INCONSISTENT),  # at 131072 tokens one sequence fits an A10G
+        # "close to CodeLlama-34B": Code Llama 34B's published HumanEval is 48.8, 36 points below
+        ("a000-1.1-qwen7b-humaneval-vs-codellama", C.INCONSISTENT),
     ],
 )
 def test_ledger_verdicts(verdicts, claim_id, expected):
@@ -473,3 +475,11 @@ def test_alibi_is_judged_against_the_config_and_the_reference_implementation(har
     assert v.verdict == C.INCONSISTENT and "rope_theta 10000" in v.evidence
     denies = make_claim(model="phi3_mini", metric="uses_alibi", value=0, relation="=")
     assert judged(denies, arch, hardware).verdict == C.CONSISTENT
+
+
+def test_close_to_another_model_is_judged_against_both_published_scores(arch, hardware):
+    def claim(value, reference="codellama_34b"):
+        return make_claim(metric="score_close_to", value=value, benchmark="humaneval", reference=reference)
+    assert judged(claim(50), arch, hardware).verdict == C.CONSISTENT  # 50 vs 48.8
+    assert judged(claim(85), arch, hardware).verdict == C.INCONSISTENT
+    assert judged(claim(85, reference="gpt_x"), arch, hardware).verdict == C.NOT_TESTABLE

@@ -48,6 +48,8 @@ class Claim(BaseModel):
     derived_from: dict[str, str] | None = None  # metric -> claim id (e2e_s uses ttft_ms, decode_tok_s)
     # the hardware the article recommends for this setup, when the claim itself names none
     hardware_options: list[str] | None = None
+    # the model a comparison claim compares with (a key of data/published_scores.yaml)
+    reference: str | None = None
     # engine settings the article's own command line states (e.g. gpu_memory_utilization: 0.9)
     engine_options: dict[str, float | int | str | bool] | None = None
     note: str | None = None  # what the ledger inferred or knows beyond the quote

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..paths import PROJECT_DATA_DIR
 from .model import Claim, Verdict, _read_yaml_mapping, _validation_message
 from .physics import format_claimed
-from .vocabulary import CONSISTENT, INCONSISTENT, PUBLISHED_SCORE_TOL, LedgerError
+from .vocabulary import COMPARISON_TOL, CONSISTENT, INCONSISTENT, NOT_TESTABLE, PUBLISHED_SCORE_TOL, LedgerError
 
 PUBLISHED_PATH = PROJECT_DATA_DIR / "published_scores.yaml"
 
@@ -92,3 +92,26 @@ def not_published_reason(claim: Claim) -> str | None:
     listed = ", ".join(f"{s.benchmark} {s.value:g}" for s in scores)
     return (f"the vendor's documents recorded in data/published_scores.yaml report no {claim.benchmark} "
             f"score for this model (they give {listed}; {scores[0].source})")
+
+
+def judge_close_to(claim: Claim) -> Verdict:
+    """"Close to / on a par with <reference>" on a benchmark: the article's own score for its model
+    (the claim's value) and the vendor's published one, each against the reference model's
+    published score, within COMPARISON_TOL points."""
+    table = _table()
+    ref = table.get((claim.reference, claim.benchmark)) if claim.reference else None
+    if ref is None:
+        return Verdict(NOT_TESTABLE, f"no published {claim.benchmark} score for {claim.reference!r} in "
+                       "data/published_scores.yaml", "none")
+    own = table.get((claim.model, claim.benchmark))
+    gaps = [f"the article's {claim.value:g} is {claim.value - ref.value:+.1f} points from it"]
+    close = abs(claim.value - ref.value) <= COMPARISON_TOL
+    if own is not None:
+        gaps.append(f"the vendor's {own.value:g} ({own.source}) is {own.value - ref.value:+.1f}")
+        close = close or abs(own.value - ref.value) <= COMPARISON_TOL
+    evidence = (f"{claim.reference} published {ref.value:g} ({ref.citation()}); " + "; ".join(gaps)
+                + f" (close = within ±{COMPARISON_TOL:g} points)")
+    if close:
+        return Verdict(CONSISTENT, evidence, "published")
+    return Verdict(INCONSISTENT, evidence + ": the scores are not close; the claimed score and the "
+                   "comparison contradict each other", "published")

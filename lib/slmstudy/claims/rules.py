@@ -476,7 +476,15 @@ def judge_alibi(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(INCONSISTENT, evidence + ("; the architecture uses RoPE only" if says_alibi else ""), "config")
 
 
+def judge_comparison(claim: Claim, arch, hardware, ledger) -> Verdict:
+    """A 'close to <another model>' claim against both models' published scores."""
+    from .published import judge_close_to
+
+    return judge_close_to(claim)
+
+
 RULES: dict[str, Callable[..., Verdict]] = {
+    "score_close_to": judge_comparison,
     "uses_alibi": judge_alibi,
     "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,

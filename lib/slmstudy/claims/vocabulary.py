@@ -38,10 +38,11 @@ METRIC_UNITS: dict[str, str] = {
     "device_memory_gb": "GB",  # a datasheet figure of the named hardware (memory size)
     "cpu_cores": "cores",  # a datasheet figure of the named hardware (core count)
     "concurrent_requests": "requests",  # requests served at once by a server (batch, concurrency)
+    "score_close_to": "points",  # "close to / on a par with <reference model>" on a benchmark
     "uses_alibi": "yes/no",  # the architecture adds ALiBi attention biases (1 = the article says so)
 }
 METRICS = tuple(METRIC_UNITS)
-SCORE_METRICS = ("benchmark_score", "rubric_score")
+SCORE_METRICS = ("benchmark_score", "rubric_score", "score_close_to")
 MEMORY_METRICS = ("vram_gb", "min_vram_gb", "min_ram_gb", "min_disk_gb")
 
 
@@ -102,6 +103,7 @@ CONTEXT_REL_TOL = 0.03  # "128K" = 131072 or 128000
 E2E_REL_TOL = 0.05  # internal arithmetic of a row of TTFT, tokens/s and total time
 DATASHEET_REL_TOL = 0.05  # claimed hardware memory size vs datasheet
 MEASUREMENT_REL_TOL = 0.25  # claim vs this study's measurement (engines and versions differ)
+COMPARISON_TOL = 5.0  # points: "close to" / "on a par with" another model's score
 PUBLISHED_SCORE_TOL = 1.0  # points: a claimed '~69' against a published 68.8 is rounding
 RESERVATION_REL_TOL = 0.10  # device memory in use vs what the engine reserves (CUDA context, rounding)
 
