@@ -651,10 +651,14 @@ def _claims_html(run_summary: dict | None, run_root: Path) -> str:
                        Raw(badge(r["verdict"], VERDICT_CLASS.get(r["verdict"], ""))), r["basis"],
                        Raw(f'<div class="small ev">{esc(r["evidence"])}</div>'),
                        Raw(f'<div class="small qt">{esc(r["quote"])}</div>')])
+    measured = sum(r["basis"] == "measurement" for r in rows)
+    published = sum(r["basis"] == "published" for r in rows)
     return (f"<p>{len(rows)} claims of the seed articles, judged against arithmetic, the registry's "
-            "architecture configs, datasheets (<code>data/hardware.yaml</code>) and physics; "
-            f"measurements where comparable (none yet). Verdicts {source}.</p><p>{summary}</p>"
-            + table_html(t))
+            "architecture configs, datasheets (<code>data/hardware.yaml</code>), physics, the vendors' "
+            f"published scores (<code>data/published_scores.yaml</code>: {published} verdicts) and this "
+            f"study's measurements — the run's and the committed GPU snapshots' ({measured} verdicts). "
+            f"Verdicts {source}; the article's command lines run as written are in the claims page.</p>"
+            f"<p>{summary}</p>" + table_html(t))
 
 
 def _sections_html(results: list[NotebookStatus], pages: dict[str, str], out: Path) -> str:
