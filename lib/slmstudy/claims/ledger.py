@@ -83,9 +83,12 @@ def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[s
 
     A claim whose section the file does not list is an error (the table would hide it)."""
     sections = sections if sections is not None else load_sections()
+    from ..commands import load_commands
+
     ran: dict[tuple[str, str], list[dict]] = {}
     for row in commands or []:
         ran.setdefault((row["article"], row["section"]), []).append(row)
+    listed_commands = {(c.article, c.section) for c in load_commands()}
     by_section: dict[tuple[str, str], list] = {}
     for c in claims:
         by_section.setdefault((c.article, c.section), []).append(c)
@@ -104,6 +107,8 @@ def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[s
                          "claims": len(cs), "commands run": len(cmds),
                          "verdicts": ", ".join(f"{counts[v]} {v}" for v in C.VERDICTS if counts[v]),
                          "not covered": ("" if cmds and not cs else
+                                         "a command line (data/commands.yaml), not run in this run"
+                                         if not cs and (article, s["section"]) in listed_commands else
                                          f"pending: {s['pending']}" if s.get("pending") else
                                          f"nothing checkable: {s['none']}" if s.get("none") else "")})
     return rows
