@@ -446,16 +446,17 @@ def judge_concurrency(claim: Claim, arch, hardware, ledger) -> Verdict:
 
 def _reference_mentions(model_type: str, word: str) -> bool | None:
     """Whether transformers' reference implementation of `model_type` (models/<t>/modeling_<t>.py)
-    contains `word`; None when the file cannot be found. Reads the source, imports no model."""
+    contains `word`; None when the file cannot be found. Finds the package without importing it
+    (importing transformers is slow and prints warnings) and reads the source file."""
     import importlib.util
 
-    try:
-        spec = importlib.util.find_spec(f"transformers.models.{model_type}.modeling_{model_type}")
-    except (ImportError, ValueError):
-        return None
+    spec = importlib.util.find_spec("transformers")
     if spec is None or not spec.origin:
         return None
-    return word.lower() in Path(spec.origin).read_text(encoding="utf-8").lower()
+    source = Path(spec.origin).parent / "models" / model_type / f"modeling_{model_type}.py"
+    if not source.is_file():
+        return None
+    return word.lower() in source.read_text(encoding="utf-8").lower()
 
 
 def judge_alibi(claim: Claim, arch, hardware, ledger) -> Verdict:
