@@ -331,3 +331,21 @@ def test_screenshots_of_the_report(claims_run, monkeypatch):
         assert _png_size(png) == (1280, 1600)
         pixels = mpimg.imread(png)
         assert pixels.std() > 0.05, f"{png.name} looks blank"
+
+
+def test_stderr_goes_to_a_log_beside_the_page_not_into_it(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from slmstudy import report
+
+    cell = new_code_cell("print(1)", outputs=[
+        new_output("stream", name="stdout", text="the result 42\n"),
+        new_output("stream", name="stderr", text="Loading weights: 100%|#####| 272/272 PLANTED\n")])
+    src = tmp_path / "09_planted.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), str(src))
+    page = report.render_html(src, tmp_path / "out" / "09_planted.html")
+    html = page.read_text(encoding="utf-8")
+    assert "the result 42" in html and "PLANTED" not in html
+    log = tmp_path / "out" / "09_planted.stderr.log"
+    assert "PLANTED" in log.read_text(encoding="utf-8") and 'href="09_planted.stderr.log"' in html

@@ -273,6 +273,12 @@ def render_html(executed_ipynb: str | os.PathLike, out_html: str | os.PathLike,
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed_ipynb), as_version=4)
+    out_html = Path(out_html)
+    log_name = move_stderr_to_log(nb, out_html.with_suffix(".stderr.log"))
+    if log_name:
+        banner_html = (banner_html or "") + (
+            f'<p class="muted small">Engine logs, warnings and progress output (stderr) of this notebook '
+            f'are kept out of the page: <a href="{esc(log_name)}">{esc(log_name)}</a>.</p>')
     exporter = HTMLExporter(
         template_name="lab", template_file="slmstudy_offline.html.j2",
         extra_loaders=[DictLoader({"slmstudy_offline.html.j2": OFFLINE_TEMPLATE})],
@@ -284,10 +290,27 @@ def render_html(executed_ipynb: str | os.PathLike, out_html: str | os.PathLike,
     body = strip_external(body)
     if banner_html:
         body = _insert_after_body(body, banner_html)
-    out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     out_html.write_text(body, encoding="utf-8")
     return out_html
+
+
+def move_stderr_to_log(nb, log_path: Path) -> str | None:
+    """Take every stderr stream output out of the notebook's cells and write it, cell by cell,
+    to `log_path`; returns the log's file name, or None when the notebook printed no stderr."""
+    parts = []
+    for i, cell in enumerate(nb.cells):
+        outputs = cell.get("outputs") or []
+        kept = [o for o in outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        if len(kept) != len(outputs):
+            text = "".join(o.get("text", "") for o in outputs if o not in kept)
+            parts.append(f"==== cell {i}\n{text}")
+            cell["outputs"] = kept
+    if not parts:
+        return None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("\n".join(parts), encoding="utf-8")
+    return log_path.name
 
 
 # ---------------------------------------------------------------------------------- small HTML kit
