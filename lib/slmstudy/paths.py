@@ -32,3 +32,11 @@ def benchmark_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def shown(path) -> str:
+    """A path as people read it: relative to the repository root when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import yaml
 
 from . import results as _results
-from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, cache_dir, runs_dir
+from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, cache_dir, runs_dir, shown
 from .provenance import hardware_label
 from .results import Snapshot, load_sections, load_snapshot
 
@@ -75,12 +75,7 @@ def params_path(name: str, scenario: str) -> Path:
     return PARAMS_DIR / scenario / f"{name}.yaml"
 
 
-def _shown(path: Path) -> str:
-    """A path as people read it: relative to the repository root when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+_shown = shown  # a path as people read it (paths.shown)
 
 
 # ---------------------------------------------------------------------------------- execution

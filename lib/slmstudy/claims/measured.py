@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..paths import REPO_ROOT, RESULTS_DIR
+from ..paths import RESULTS_DIR, shown
 from .model import Claim, Hardware, Verdict
 from .physics import format_claimed, format_pct, relative_difference
 from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL, NOT_TESTABLE
@@ -40,11 +40,7 @@ TASK_BENCHMARKS = {"cmmlu": "cmmlu", "ceval": "ceval", "humaneval": "humaneval",
                    "gsm8k": "gsm8k", "mbpp": "mbpp"}
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+_shown = shown
 
 
 @dataclass(frozen=True)
