@@ -197,6 +197,7 @@ def _main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="JSONL file; one line per target, appended")
     ap.add_argument("--engines", default="", help="comma-separated engines to profile now")
     ap.add_argument("--models", default="", help="comma-separated model keys (default: all)")
+    ap.add_argument("--targets", default="", help="comma-separated target names (default: all)")
     ap.add_argument("--n-decode", type=int, default=0,
                     help="decode steps profiled (default: the section's output_tokens - 1)")
     a = ap.parse_args(argv)
@@ -209,8 +210,11 @@ def _main(argv=None) -> None:
     bw = cached_bandwidth(out.parent / "bandwidth.json", p)
     engines = set(filter(None, a.engines.split(",")))
     models = set(filter(None, a.models.split(",")))
+    names = set(filter(None, a.targets.split(",")))
     for spec in p.targets:
         if (engines and spec.engine not in engines) or (models and spec.model not in models):
+            continue
+        if names and spec.name() not in names:
             continue
         if spec.name() in done:
             print(f"{spec.name()}: already profiled")

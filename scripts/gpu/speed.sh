@@ -8,6 +8,7 @@
 #     context                           python -m slmstudy.speed.context (params/gpu/02_context.yaml)
 #     profile                           python -m slmstudy.profiling on SLM_PROFILE's model
 #   SLM_MODELS=qwen25_7b,...   only these models' targets;   SLM_TARGETS=<name>,...  only these
+#                              (the profile step honours SLM_TARGETS too)
 #   SLM_STOP_AFTER=<s>         start no new target (or prompt length) after s seconds of this call
 #   SLM_GGUF=qwen25_7b:F16,qwen25_7b:Q4_K_M   GGUF replicas written in the background (CPU) while
 #                              the GPU works, for a later `llamacpp` call (default: these two)
@@ -75,7 +76,7 @@ for step in ${1//,/ }; do
         --stop-after "$(left)" || rc=$? ;;
     profile)
       python3 -m slmstudy.profiling --params params/gpu/02_speed.yaml --engines "${SLM_PROFILE_ENGINES:-vllm}" \
-        --models "${SLM_PROFILE:-qwen25_7b}" --out "$RUNS/$RUN_ID/profile/decode_profile.jsonl" || rc=$? ;;
+        --models "${SLM_PROFILE:-qwen25_7b}" ${SLM_TARGETS:+--targets "$SLM_TARGETS"} --out "$RUNS/$RUN_ID/profile/decode_profile.jsonl" || rc=$? ;;
     *)
       python3 -m slmstudy.speed --params params/gpu/02_speed.yaml --runs-root "$RUNS" --engines "$step" \
         "${FILTER[@]}" --stop-after "$(left)" --keep-going --no-http || rc=$? ;;

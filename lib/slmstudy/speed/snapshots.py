@@ -17,8 +17,9 @@ PROFILE_INTRO = (
     "difference ÷ N is one decode step's kernel time. Wall time per token is from an "
     "unprofiled run of the same length. *Roofline* = bytes read per token ÷ measured "
     "bandwidth; *matmul kernels vs bandwidth* = that roofline time ÷ the matmul kernels' "
-    "own time. Made by `SLM_PROFILE=<model> bash scripts/gpu/h100_speed.sh <engines>` "
-    "(`slmstudy.profiling`); provenance in `profile/provenance.json`.")
+    "own time. Made by `SLM_PROFILE=<model> SLM_PROFILE_ENGINES=<engine> bash scripts/gpu/speed.sh "
+    "profile` (`slmstudy.profiling`; the H100 one by the earlier `scripts/gpu/h100_speed.sh`); "
+    "provenance in `profile/provenance.json` or the snapshot's.")
 
 
 def views() -> list[dict]:
