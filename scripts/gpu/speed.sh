@@ -32,9 +32,12 @@ export PYTHONPATH="$G:$PYTHONPATH"
 if [ ! -f "$S/llamacpp.done" ] && [ ! -f "$S/llamacpp.started" ] && [ -f "$S/build-llamacpp.sh" ]; then
   touch "$S/llamacpp.started"
   # niced, 10 of the cores: the engines' host loops measured meanwhile keep theirs
-  JOBS=${JOBS:-10} setsid nice -n 19 bash "$S/build-llamacpp.sh" > "$S/llamacpp-build.log" 2>&1 < /dev/null &
+  # started from $HOME: the device tool replaces this call's tree when the call ends, and a job
+  # whose working directory vanished fails (pip's os.getcwd(), seen 2026-12-02)
+  (cd "$HOME" && JOBS=${JOBS:-10} setsid nice -n 19 bash "$S/build-llamacpp.sh" > "$S/llamacpp-build.log" 2>&1 < /dev/null &)
   echo "llama-cpp-python CUDA build started in the background"
-  setsid nice -n 19 bash scripts/gpu/gguf_prep.sh > "$S/gguf-prep.log" 2>&1 < /dev/null &
+  rm -rf "$S/lib" && cp -r lib "$S/lib" && cp scripts/gpu/gguf_prep.sh "$S/gguf_prep.sh"
+  (cd "$HOME" && PYTHONPATH="$S/lib:$G" setsid nice -n 19 bash "$S/gguf_prep.sh" > "$S/gguf-prep.log" 2>&1 < /dev/null &)
   echo "GGUF replicas (${SLM_GGUF:-qwen25_7b:F16,qwen25_7b:Q4_K_M}) being written in the background"
 fi
 SLUG=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr 'A-Z' 'a-z' \
@@ -75,6 +78,7 @@ for step in ${1//,/ }; do
       python3 -m slmstudy.speed.context --params params/gpu/02_context.yaml --runs-root "$RUNS" \
         --stop-after "$(left)" || rc=$? ;;
     profile)
+      [[ ${SLM_PROFILE_ENGINES:-vllm} == *llamacpp* ]] && export PYTHONPATH="$S/site:$PYTHONPATH"
       python3 -m slmstudy.profiling --params params/gpu/02_speed.yaml --engines "${SLM_PROFILE_ENGINES:-vllm}" \
         --models "${SLM_PROFILE:-qwen25_7b}" ${SLM_TARGETS:+--targets "$SLM_TARGETS"} --out "$RUNS/$RUN_ID/profile/decode_profile.jsonl" || rc=$? ;;
     *)
