@@ -1,5 +1,5 @@
 """The GPU decode breakdown (slmstudy.profiling): trace parsing and the per-token arithmetic.
-The profiler itself runs on the GPU machine (scripts/gpu/h100_speed.sh with SLM_PROFILE)."""
+The profiler itself runs on the GPU machine (scripts/gpu/speed.sh profile with SLM_PROFILE)."""
 
 import pytest
 
@@ -71,12 +71,13 @@ def test_profile_target_needs_a_gpu():
                          bandwidth_bytes_s=1.0, work_dir=__import__("pathlib").Path("/tmp"))
 
 
-def test_committed_h100_profile_adds_up():
+@pytest.mark.parametrize("snapshot", ["h100-2026-11-25", "h200-2026-12-02"])
+def test_committed_gpu_profile_adds_up(snapshot):
     """The committed GPU profile: every bar sums to the measured wall time per token, and the
     findings name every target and give a verdict per model and precision."""
     from slmstudy.paths import REPO_ROOT as REPO
 
-    prof = P.load_profile(REPO / "results" / "h100-2026-11-25")
+    prof = P.load_profile(REPO / "results" / snapshot)
     assert {r["model"] for r in prof} >= {"qwen25_7b"}
     for row in P.breakdown_rows(prof):
         assert sum(row["_bars"].values()) == pytest.approx(row["wall ms/token"], rel=1e-6)
@@ -85,3 +86,34 @@ def test_committed_h100_profile_adds_up():
     for r in prof:
         assert r["target"] in text
     assert "qwen25_7b, 16-bit" in text and "qwen25_7b, 4-bit" in text
+
+
+@pytest.mark.parametrize("target,prec", [
+    ("m/llamacpp/Q4_K_M/replica", "4-bit"), ("m/vllm/awq-int4/replica", "4-bit"),
+    ("m/vllm/fp8/replica", "8-bit"), ("m/llamacpp/Q8_0/replica", "8-bit"),
+    ("m/vllm/bfloat16/replica", "16-bit"), ("m/llamacpp/F16/replica", "16-bit")])
+def test_precision_of_a_target_follows_its_format(target, prec):
+    assert P._precision(target) == prec
+
+
+def test_profiles_side_by_side_pairs_the_same_target_across_gpus(tmp_path):
+    """A target profiled on two snapshots appears once per snapshot, with that snapshot's own
+    numbers; a target profiled on one only is left out."""
+    import json
+
+    from slmstudy.speed.snapshots import profiles_side_by_side
+
+    def row(target, wall):
+        return {"target": target, "model": target.split("/")[0], "wall_ms_per_token": wall,
+                "kernel_ms_per_token": wall * 0.9, "matmul_ms_per_token": wall * 0.7,
+                "roofline_ms_per_token": wall * 0.5, "roofline_fraction": 0.5,
+                "matmul_fraction_of_bandwidth": 0.7, "category_ms_per_token": {"matmul": wall * 0.7},
+                "kernels_per_token": 400}
+    snaps = [{"name": "gpu-a", "profile": [row("m/vllm/bfloat16/replica", 6.0), row("m/vllm/fp8/replica", 3.0)]},
+             {"name": "gpu-b", "profile": [row("m/vllm/bfloat16/replica", 4.5)]}]
+    both = profiles_side_by_side(snaps)
+    assert [(r["snapshot"], r["wall_ms_per_token"]) for r in both] == [("gpu-a", 6.0), ("gpu-b", 4.5)]
+    assert all(r["profiled_target"] == "m/vllm/bfloat16/replica" for r in both)
+    assert len({r["target"] for r in both}) == 2
+    assert [r["wall ms/token"] for r in P.breakdown_rows(both)] == [6.0, 4.5]
+    json.dumps(both)

@@ -320,8 +320,14 @@ def breakdown_figure(profile: list[dict], title: str):
 
 
 def _precision(target: str) -> str:
+    """Weight precision of a target from its format field: GGUF Q4_*, AWQ / GPTQ / int4 → 4-bit;
+    FP8, Q8_0, int8 → 8-bit; otherwise 16-bit."""
     fmt = target.split("/")[2].upper()
-    return "4-bit" if fmt.startswith("Q4") else "16-bit"
+    if fmt.startswith(("Q4", "AWQ", "GPTQ", "INT4")):
+        return "4-bit"
+    if fmt.startswith(("FP8", "Q8", "INT8")):
+        return "8-bit"
+    return "16-bit"
 
 
 def findings(profile: list[dict], targets: dict[str, float] | None = None) -> str:

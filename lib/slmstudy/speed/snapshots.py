@@ -63,9 +63,56 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
             display(Markdown(profiling.findings(snap["profile"])))
         show_gpu_extras(snap)
         _show_claims(snapshot_claims.get(f"snapshot {name}") or [], f"snapshot `{name}`")
+    _show_profiles_side_by_side(views())
     for source, scaled in snapshot_claims.items():
         if not source.startswith("snapshot "):
             _show_claims(scaled, source)
+
+
+SIDE_BY_SIDE_COLUMNS = ["target", "snapshot", "wall ms/token", "decode tok/s", "roofline ms",
+                        "roofline fraction", "matmul kernels vs bandwidth", "other kernels ms",
+                        "GPU idle ms"]
+
+
+def profiles_side_by_side(snaps: list[dict]) -> list[dict]:
+    """The kernel-profile rows of every target profiled on more than one GPU snapshot, each row
+    relabelled `<model>/<engine>/<format> · <snapshot>/replica` so one breakdown figure shows the
+    GPUs next to each other; plus `snapshot` and the row's own target under `profiled_target`."""
+    by_target: dict[str, list[tuple[str, dict]]] = {}
+    for snap in snaps:
+        for r in snap["profile"]:
+            by_target.setdefault(r["target"], []).append((snap["name"], r))
+    out = []
+    for target, rows in by_target.items():
+        if len({name for name, _ in rows}) < 2:
+            continue
+        parts = target.split("/")
+        for name, r in rows:
+            label = "/".join(parts[:2] + [f"{parts[2]} · {name}"] + parts[3:])
+            out.append({**r, "target": label, "snapshot": name, "profiled_target": target})
+    return out
+
+
+def _show_profiles_side_by_side(snaps: list[dict]) -> None:
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    both = profiles_side_by_side(snaps)
+    if not both:
+        return
+    display(Markdown(
+        "### The same targets profiled on each GPU\n"
+        "Targets whose decode step was profiled on more than one snapshot, side by side (same "
+        "method, same replica, same engine configuration; each GPU's own measured bandwidth sets "
+        "its roofline)."))
+    table = pd.DataFrame(profiling.breakdown_rows(both)).drop(columns="_bars")
+    table.insert(1, "snapshot", [r["snapshot"] for r in both])
+    display(table[[c for c in SIDE_BY_SIDE_COLUMNS if c in table]].round(3))
+    fig = profiling.breakdown_figure(both, "Where a decode step goes, GPU against GPU")
+    plotting.save(fig, "02_speed_breakdown_side_by_side",
+                  caption="Decode-step breakdown of the targets profiled on more than one GPU")
+    plt.show()
 
 
 def _show_claims(scaled: list[dict], source: str) -> None:
