@@ -228,6 +228,47 @@ def test_decode_speed_without_precision_uses_the_most_compact_format(arch, hardw
     assert "precision not stated" in v.evidence
 
 
+def test_i5_1135g7_peak_is_its_cores_times_turbo_times_vnni_width(hardware):
+    # 4 cores (ARK) x 4.2 GHz max turbo (ARK) x 64 int8 multiply-adds = 128 ops per cycle
+    assert hardware["i5_1135g7"].peak_ops_s == pytest.approx(4 * 4.2e9 * 128)
+
+
+def _ttft_bound_ms(evidence: str) -> float:
+    import re
+
+    return float(re.search(r"TTFT >= (\d+) ms", evidence).group(1))
+
+
+def test_ttft_below_the_compute_bound_is_physically_impossible(arch, hardware):
+    # Phi-3-mini: (3.82e9 - 2 x 32064 x 3072) x 2 x 512 = 3.710e12 ops ÷ 2.1504e12 ops/s = 1725 ms
+    fast = make_claim(model="phi3_mini", metric="ttft_ms", value=1120, relation="~",
+                      hardware="i5_1135g7", engine="ortgenai", prompt_tokens=512)
+    v = judged(fast, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE and v.basis == "physics"
+    assert _ttft_bound_ms(v.evidence) == pytest.approx(1725, abs=2)
+    slow = make_claim(model="phi3_mini", metric="ttft_ms", value=1800, relation="~",
+                      hardware="i5_1135g7", prompt_tokens=512)
+    assert judged(slow, arch, hardware).verdict == C.CONSISTENT
+    # the bound grows with the prompt: 128 tokens -> 431 ms, so 1120 ms is then consistent
+    short = make_claim(model="phi3_mini", metric="ttft_ms", value=1120, relation="~",
+                       hardware="i5_1135g7", prompt_tokens=128)
+    v = judged(short, arch, hardware)
+    assert v.verdict == C.CONSISTENT and _ttft_bound_ms(v.evidence) == pytest.approx(431, abs=2)
+
+
+def test_ttft_without_prompt_length_or_compute_figure(arch, hardware):
+    unstated = make_claim(metric="ttft_ms", value=140, relation="~", hardware="rtx4090d")
+    v = judged(unstated, arch, hardware)
+    assert v.verdict == C.NOT_TESTABLE and "prompt length" in v.evidence
+    # no peak compute recorded for the RTX 3060: the memory term alone, weights read once
+    # (Qwen2.5-7B at AWQ ~4.5 GB ÷ 360 GB/s ≈ 12 ms)
+    gpu = make_claim(metric="ttft_ms", value=5, relation="~", precision="awq", hardware="rtx3060_12gb",
+                     prompt_tokens=50)
+    v = judged(gpu, arch, hardware)
+    assert v.verdict == C.IMPOSSIBLE and "memory term alone" in v.evidence
+    assert 11 <= _ttft_bound_ms(v.evidence) <= 14
+
+
 def test_parameter_count_against_config(arch, hardware):
     assert judged(make_claim(model="phi3_mini", value=3.8), arch, hardware).verdict == C.CONSISTENT
     assert judged(make_claim(model="phi3_mini", value=0.38), arch, hardware).verdict == C.INCONSISTENT

@@ -110,6 +110,10 @@ class Hardware(BaseModel):
     cores: int | None  # CPU cores
     threads: int | None
     source: str  # vendor spec page title and URL
+    # peak dense arithmetic rate of the fastest path an engine can use for prefill matmuls
+    # (int8 dot products on a CPU with VNNI), operations/s (a multiply-add = 2); None = not recorded
+    peak_ops_s: float | None = None
+    peak_ops_basis: str | None = None  # how peak_ops_s is derived, with its sources
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,7 @@ def load_hardware(path: str | Path = HARDWARE_PATH) -> dict[str, Hardware]:
         unknown = sorted(set(entry) - set(Hardware.model_fields))
         if unknown:
             raise LedgerError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(Hardware.model_fields)}")
-        missing = [k for k in Hardware.model_fields if k not in entry]
+        missing = [k for k, f in Hardware.model_fields.items() if f.is_required() and k not in entry]
         if missing:
             raise LedgerError(f"{where}: missing key {missing[0]!r} (write null where unknown)")
         try:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 from .model import ArchSpec, Claim, Hardware, Verdict, arch_spec
 from .physics import (
     bytes_read_per_token,
+    embedding_matrix_params,
     format_claimed,
     format_gb,
     format_params,
@@ -285,6 +286,51 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(IMPOSSIBLE if exceeds else CONSISTENT, evidence, "physics")
 
 
+def judge_ttft(claim: Claim, arch, hardware, ledger) -> Verdict:
+    """Time to first token >= the longer of two lower bounds for the prefill of the stated prompt:
+    compute, 2 x (params - embedding matrices) x prompt tokens ÷ the hardware's peak operations/s
+    (attention and the output layer left out, so the bound is generous), and memory, the weights
+    read once ÷ peak bandwidth. A claim below it is physically impossible; above it the claim is
+    consistent with physics (how much slower an engine is than the bound only a measurement on
+    that hardware says)."""
+    spec = arch_spec(arch, claim.model)
+    if claim.prompt_tokens is None:
+        return Verdict(NOT_TESTABLE, "the article does not state the prompt length this TTFT is for; "
+                       "prefill time grows with it", "none")
+    if claim.hardware is None or claim.hardware not in hardware:
+        why = "no hardware stated" if claim.hardware is None else f"hardware {claim.hardware!r} not in the table"
+        return Verdict(NOT_TESTABLE, f"{why}; a TTFT bound needs the hardware's compute and bandwidth", "none")
+    hw = hardware[claim.hardware]
+    if claim.precision is not None:
+        precision, assumed = claim.precision, ""
+    else:
+        precision = most_compact_precision(spec, bytes_read_per_token)
+        assumed = f"precision not stated; weights read at the most compact known format, {precision}; "
+    terms, parts = [], []
+    matmul_params = spec.params - embedding_matrix_params(spec)
+    if hw.peak_ops_s:
+        ops = 2 * matmul_params * claim.prompt_tokens
+        terms.append(ops / hw.peak_ops_s)
+        parts.append(f"compute: 2 x {format_params(matmul_params)} non-embedding parameters x "
+                     f"{claim.prompt_tokens} prompt tokens = {ops:.3g} operations ÷ {hw.name} peak "
+                     f"{hw.peak_ops_s:.3g} ops/s ({hw.peak_ops_basis}) = {terms[-1] * 1e3:.0f} ms")
+    if hw.bandwidth_gb_s:
+        weights = bytes_read_per_token(spec, precision)
+        terms.append(weights / (hw.bandwidth_gb_s * 1e9))
+        parts.append(f"memory: {format_gb(weights)} of weights at {precision} read once ÷ "
+                     f"{hw.bandwidth_gb_s:g} GB/s = {terms[-1] * 1e3:.0f} ms")
+    if not terms:
+        return Verdict(NOT_TESTABLE, f"no compute or bandwidth figure for {hw.name}", "none")
+    bound_ms = max(terms) * 1e3
+    evidence = (f"{assumed}{'; '.join(parts)}; TTFT >= {bound_ms:.0f} ms; claimed "
+                f"{format_claimed(claim)} is {claim.value / bound_ms:.2g}x the bound")
+    if claim.relation in (">", ">="):
+        return Verdict(CONSISTENT, evidence + " (a lower bound on TTFT cannot break a lower bound)", "physics")
+    if not hw.peak_ops_s:
+        evidence += f" (no peak compute recorded for {hw.name}: the memory term alone)"
+    return Verdict(IMPOSSIBLE if claim.value < bound_ms else CONSISTENT, evidence, "physics")
+
+
 def judge_context(claim: Claim, arch, hardware, ledger) -> Verdict:
     """Claimed maximum context vs the config's max_position_embeddings (or its documented
     RoPE-scaled extension); and, with hardware and precision, weights + one full-length KV cache
@@ -498,6 +544,7 @@ RULES: dict[str, Callable[..., Verdict]] = {
     "min_ram_gb": judge_memory,
     "min_disk_gb": judge_memory,
     "decode_tok_s": judge_decode_speed,
+    "ttft_ms": judge_ttft,
     "e2e_s": judge_e2e,
     "device_memory_gb": judge_datasheet,
     "cpu_cores": judge_datasheet,
