@@ -18,9 +18,10 @@
 # (`seeds/000`–`004`) by what they measured. `data/claims.yaml` lists every checkable number with
 # the verbatim quote it comes from. Each claim is judged by arithmetic (weights bytes =
 # parameters × bits per weight ÷ 8), the architecture config of the model registry, vendor
-# datasheets (`data/hardware.yaml`), the vendors' published scores
-# (`data/published_scores.yaml`), physics (batch-1 decode tokens/s ≤ memory bandwidth ÷ bytes
-# read per token) — and by **this run's measurements and the committed GPU snapshots**
+# datasheets (`data/hardware.yaml`), the vendors' published scores and weight files
+# (`data/published_scores.yaml`, `data/published_artifacts.yaml`), physics (batch-1 decode
+# tokens/s ≤ memory bandwidth ÷ bytes read per token; time to first token ≥ the prompt's
+# matmul operations ÷ peak compute) — and by **this run's measurements and the committed GPU snapshots**
 # (`results/`): a speed claim on an RTX 3060 is checked against the study's own engines,
 # measured on a GPU and carried to the RTX 3060's bandwidth. Verdicts: **consistent**,
 # **inconsistent** (contradicts a primary source or a measurement), **physically impossible**

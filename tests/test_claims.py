@@ -524,3 +524,24 @@ def test_close_to_another_model_is_judged_against_both_published_scores(arch, ha
     assert judged(claim(50), arch, hardware).verdict == C.CONSISTENT  # 50 vs 48.8
     assert judged(claim(85), arch, hardware).verdict == C.INCONSISTENT
     assert judged(claim(85, reference="gpt_x"), arch, hardware).verdict == C.NOT_TESTABLE
+
+
+def test_vendor_publishes_against_the_vendor_repositories(tmp_path):
+    from slmstudy.claims import published as P
+
+    entry = P.PublishedArtifact(model="phi3_mini", artifact="gguf", repo="https://example/repo",
+                                files=["m-q4.gguf"], published_by="the vendor", source="its file list")
+    table = {("phi3_mini", "gguf"): entry}
+    no = make_claim(model="phi3_mini", metric="vendor_publishes", value=0, artifact="gguf")
+    yes = make_claim(model="phi3_mini", metric="vendor_publishes", value=1, artifact="gguf")
+    onnx = make_claim(model="phi3_mini", metric="vendor_publishes", value=0, artifact="onnx")
+    assert P.judge_vendor_publishes(no, table).verdict == C.INCONSISTENT
+    assert P.judge_vendor_publishes(yes, table).verdict == C.CONSISTENT
+    assert P.judge_vendor_publishes(onnx, table).verdict == C.NOT_TESTABLE  # absence is not evidence
+    with pytest.raises(C.LedgerError, match="needs `artifact`"):
+        P.judge_vendor_publishes(make_claim(model="phi3_mini", metric="vendor_publishes", value=0), table)
+    bad = tmp_path / "a.yaml"
+    bad.write_text("artifacts:\n  - {model: phi3_mini, artifact: gguf}\n")
+    with pytest.raises(C.LedgerError, match=r"artifacts\[0\]"):
+        P.load_artifacts(bad)
+    assert set(P.load_artifacts()) >= {("phi3_mini", "gguf"), ("phi3_mini", "onnx")}

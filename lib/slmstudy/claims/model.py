@@ -52,6 +52,8 @@ class Claim(BaseModel):
     reference: str | None = None
     # engine settings the article's own command line states (e.g. gpu_memory_utilization: 0.9)
     engine_options: dict[str, float | int | str | bool] | None = None
+    # a weight format a vendor_publishes claim is about ("gguf", "onnx"; data/published_artifacts.yaml)
+    artifact: str | None = None
     note: str | None = None  # what the ledger inferred or knows beyond the quote
 
     @model_validator(mode="before")

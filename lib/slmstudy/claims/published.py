@@ -15,6 +15,7 @@ from .physics import format_claimed
 from .vocabulary import COMPARISON_TOL, CONSISTENT, INCONSISTENT, NOT_TESTABLE, PUBLISHED_SCORE_TOL, LedgerError
 
 PUBLISHED_PATH = PROJECT_DATA_DIR / "published_scores.yaml"
+ARTIFACTS_PATH = PROJECT_DATA_DIR / "published_artifacts.yaml"
 
 
 class PublishedScore(BaseModel):
@@ -115,3 +116,59 @@ def judge_close_to(claim: Claim) -> Verdict:
         return Verdict(CONSISTENT, evidence, "published")
     return Verdict(INCONSISTENT, evidence + ": the scores are not close; the claimed score and the "
                    "comparison contradict each other", "published")
+
+
+# ---------------------------------------------------------------- the vendors' own weight files
+
+
+class PublishedArtifact(BaseModel):
+    """Weights in one format that a model's makers publish themselves (not a third-party conversion)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str  # registry key
+    artifact: str  # "gguf", "onnx"
+    repo: str  # the vendor's repository
+    files: list[str]  # what it holds, as its file listing shows
+    published_by: str  # the organisation and the first commit that added the files
+    source: str  # where this was read
+
+    def citation(self) -> str:
+        return f"{self.repo} ({self.published_by}): {', '.join(self.files)}; {self.source}"
+
+
+def load_artifacts(path: str | Path = ARTIFACTS_PATH) -> dict[tuple[str, str], PublishedArtifact]:
+    """(model, artifact) -> PublishedArtifact; errors name the file, the entry and the key."""
+    path = Path(path)
+    raw = _read_yaml_mapping(path, "artifacts")
+    if not isinstance(raw, list):
+        raise LedgerError(f"{path}: 'artifacts' must be a list")
+    out: dict[tuple[str, str], PublishedArtifact] = {}
+    for i, entry in enumerate(raw):
+        try:
+            a = PublishedArtifact.model_validate(entry)
+        except ValidationError as exc:
+            raise LedgerError(f"{path}: artifacts[{i}]: {_validation_message(exc)}") from None
+        if (a.model, a.artifact) in out:
+            raise LedgerError(f"{path}: artifacts[{i}]: a second entry for {(a.model, a.artifact)}")
+        out[(a.model, a.artifact)] = a
+    return out
+
+
+def judge_vendor_publishes(claim: Claim, table: dict[tuple[str, str], PublishedArtifact] | None = None) -> Verdict:
+    """"Official GGUF: yes / no — convert it yourself" against the vendor's own repositories
+    (data/published_artifacts.yaml). A claimed "no" is inconsistent when the vendor publishes
+    the format; a claimed "yes" is consistent with an entry; without an entry the ledger does
+    not know (absence is not recorded as evidence)."""
+    table = load_artifacts() if table is None else table
+    if not claim.artifact:
+        raise LedgerError(f"claim {claim.id}: metric vendor_publishes needs `artifact` (gguf, onnx, ...)")
+    entry = table.get((claim.model, claim.artifact))
+    says = "publishes" if claim.value else "does not publish (convert it yourself)"
+    if entry is None:
+        return Verdict(NOT_TESTABLE, f"the claim: the vendor {says} {claim.artifact} weights; no vendor "
+                       f"repository of that format is recorded in data/published_artifacts.yaml", "none")
+    evidence = f"the claim: the vendor {says} {claim.artifact} weights; published: {entry.citation()}"
+    if claim.value:
+        return Verdict(CONSISTENT, evidence, "published")
+    return Verdict(INCONSISTENT, evidence + ": the model's makers publish them", "published")

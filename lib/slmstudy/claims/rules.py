@@ -286,6 +286,12 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(IMPOSSIBLE if exceeds else CONSISTENT, evidence, "physics")
 
 
+def _vendor_publishes(claim: Claim) -> Verdict:
+    from .published import judge_vendor_publishes
+
+    return judge_vendor_publishes(claim)
+
+
 def judge_ttft(claim: Claim, arch, hardware, ledger) -> Verdict:
     """Time to first token >= the longer of two lower bounds for the prefill of the stated prompt:
     compute, 2 x (params - embedding matrices) x prompt tokens ÷ the hardware's peak operations/s
@@ -533,6 +539,7 @@ def judge_comparison(claim: Claim, arch, hardware, ledger) -> Verdict:
 RULES: dict[str, Callable[..., Verdict]] = {
     "score_close_to": judge_comparison,
     "uses_alibi": judge_alibi,
+    "vendor_publishes": lambda claim, arch, hardware, ledger: _vendor_publishes(claim),
     "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,
