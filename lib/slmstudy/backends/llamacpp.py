@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -21,6 +22,11 @@ class LlamaCppOptions(EngineOptions):
     n_gpu_layers: int = 0  # -1 = all layers on the GPU
     flash_attn: bool = False
     verbose: bool = False
+    # "generate": llama-cpp-python's Llama.generate (its Python sampler, a numpy copy of the
+    # logits per token); "raw": llama_decode + llama.cpp's own C sampler chain, one token at a
+    # time — the shortest path from the engine to the caller, for a clock that agrees with
+    # llama.cpp's perf counters
+    loop: Literal["generate", "raw"] = "generate"
 
     @classmethod
     def for_run(cls, ctx: RunContext) -> dict:
@@ -70,9 +76,13 @@ class LlamaCppBackend(Backend):
 
         d = llama_cpp.llama_perf_context(self.llm._ctx.ctx)
         return {"t_p_eval_ms": d.t_p_eval_ms, "t_eval_ms": d.t_eval_ms, "n_p_eval": d.n_p_eval,
-                "n_eval": d.n_eval, "path": "Llama.generate"}
+                "n_eval": d.n_eval,
+                "path": "llama_decode + C sampler" if self.options.loop == "raw" else "Llama.generate"}
 
     def _stream(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        if self.options.loop == "raw":
+            yield from self._stream_raw(req)
+            return
         import llama_cpp
 
         self.llm.reset()  # no prefix reuse between requests: every request pays its own prefill
@@ -89,6 +99,59 @@ class LlamaCppBackend(Backend):
                 break
         gen.close()
 
+    def _sampler(self, req: GenRequest):
+        """llama.cpp's C sampler for the request: greedy at temperature 0, else top-p → temperature
+        → a seeded draw (the order Llama.generate uses)."""
+        import llama_cpp as L
+
+        if req.temperature == 0:
+            return L.llama_sampler_init_greedy()
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if req.top_p < 1.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(req.top_p, 1))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(req.temperature))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(req.seed))
+        return chain
+
+    def _stream_raw(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        """Prefill with llama_decode in n_batch chunks, then one llama_decode per token and
+        llama.cpp's C sampler reading the last logits in place: no Python sampling, no Python
+        batch building and no copy of the vocabulary-sized logits row per token."""
+        import llama_cpp as L
+
+        llm = self.llm
+        ctx = llm._ctx.ctx
+        llm.reset()
+        L.llama_memory_clear(L.llama_get_memory(ctx), False)  # metadata only: no memset of the cache
+        L.llama_perf_context_reset(ctx)
+        smpl = self._sampler(req)
+        tok_buf = (L.llama_token * 1)()
+        self._sample_ns = []  # each C sampler call's duration (outside llama.cpp's perf counters)
+        try:
+            ids = req.prompt_ids
+            step = self.options.n_batch
+            for i in range(0, len(ids), step):  # prefill in n_batch chunks, as Llama.eval does
+                chunk = (L.llama_token * len(ids[i:i + step]))(*ids[i:i + step])
+                rc = L.llama_decode(ctx, L.llama_batch_get_one(chunk, len(chunk)))
+                if rc != 0:
+                    raise RuntimeError(f"llama_decode returned {rc} in the prompt at token {i}")
+            n = 0
+            while True:
+                t0 = time.perf_counter_ns()
+                tok = L.llama_sampler_sample(smpl, ctx, -1)
+                t = time.perf_counter_ns()
+                self._sample_ns.append(t - t0)
+                n += 1
+                yield int(tok), t
+                if n >= req.max_tokens or self.stops(req, tok):
+                    break
+                tok_buf[0] = tok
+                rc = L.llama_decode(ctx, L.llama_batch_get_one(tok_buf, 1))
+                if rc != 0:
+                    raise RuntimeError(f"llama_decode returned {rc} at output token {n}")
+        finally:
+            L.llama_sampler_free(smpl)
+
     def _stop_ids(self) -> set[int]:
         """llama.cpp's own end-of-generation set for this vocabulary (`llama_vocab_is_eog`: EOS,
         EOT, EOM and the end-of-turn tokens it detects by text), not only `token_eos()`."""
@@ -99,7 +162,13 @@ class LlamaCppBackend(Backend):
                 if llama_cpp.llama_vocab_is_eog(vocab, t)}
 
     def _engine_timings(self) -> dict:
-        return self._perf()
+        out = self._perf()
+        if self.options.loop == "raw" and getattr(self, "_sample_ns", None):
+            # llama.cpp's perf counters time llama_decode only; the sampler (which builds a
+            # vocabulary-sized candidate array per call) is timed here, first token apart
+            out["t_sample_first_ms"] = self._sample_ns[0] / 1e6
+            out["t_sample_ms"] = sum(self._sample_ns[1:]) / 1e6
+        return out
 
     def _logits_rows(self, ids: list[int], n: int) -> np.ndarray:
         """The context is evaluated once; each of the last n-1 tokens is then fed alone, reading

@@ -33,6 +33,12 @@ def engine_clock(record: dict) -> dict | None:
         return {"ttft_s": t["engine_ttft_s"], "decode_tok_s": t.get("engine_decode_tok_s"),
                 "ttft_is": "vLLM request stats: arrival → first token",
                 "decode_is": "vLLM request stats: engine-core first → last token"}
+    if t.get("n_eval") and t.get("t_sample_ms") is not None:
+        # the raw loop: llama.cpp's decode timers plus its C sampler, timed around each call
+        return {"ttft_s": (t["t_p_eval_ms"] + t["t_sample_first_ms"]) / 1e3,
+                "decode_tok_s": t["n_eval"] / ((t["t_eval_ms"] + t["t_sample_ms"]) / 1e3),
+                "ttft_is": "llama.cpp perf counters: prompt eval time + first sampler call",
+                "decode_is": "llama.cpp perf counters: n_eval / (t_eval + sampler calls)"}
     if t.get("n_eval"):
         return {"ttft_s": t["t_p_eval_ms"] / 1e3, "decode_tok_s": t["n_eval"] / (t["t_eval_ms"] / 1e3),
                 "ttft_is": "llama.cpp perf counters: prompt eval time",
