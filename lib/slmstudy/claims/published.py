@@ -34,23 +34,29 @@ class PublishedScore(BaseModel):
         return f"{self.source}, {self.table}, row {self.row}"
 
 
-def load_published(path: str | Path = PUBLISHED_PATH) -> dict[tuple[str, str], PublishedScore]:
-    """(model, benchmark) -> PublishedScore; errors name the file, the entry and the key."""
+def _load_keyed(path: str | Path, list_key: str, cls, key_of) -> dict:
+    """The entries of the YAML list `list_key` validated as `cls`, keyed by `key_of(entry)`;
+    errors name the file, the entry and the key."""
     path = Path(path)
-    raw = _read_yaml_mapping(path, "published")
+    raw = _read_yaml_mapping(path, list_key)
     if not isinstance(raw, list):
-        raise LedgerError(f"{path}: 'published' must be a list")
-    out: dict[tuple[str, str], PublishedScore] = {}
+        raise LedgerError(f"{path}: '{list_key}' must be a list")
+    out: dict = {}
     for i, entry in enumerate(raw):
         try:
-            score = PublishedScore.model_validate(entry)
+            item = cls.model_validate(entry)
         except ValidationError as exc:
-            raise LedgerError(f"{path}: published[{i}]: {_validation_message(exc)}") from None
-        key = (score.model, score.benchmark)
+            raise LedgerError(f"{path}: {list_key}[{i}]: {_validation_message(exc)}") from None
+        key = key_of(item)
         if key in out:
-            raise LedgerError(f"{path}: published[{i}]: a second entry for {key}")
-        out[key] = score
+            raise LedgerError(f"{path}: {list_key}[{i}]: a second entry for {key}")
+        out[key] = item
     return out
+
+
+def load_published(path: str | Path = PUBLISHED_PATH) -> dict[tuple[str, str], PublishedScore]:
+    """(model, benchmark) -> PublishedScore; errors name the file, the entry and the key."""
+    return _load_keyed(path, "published", PublishedScore, lambda s: (s.model, s.benchmark))
 
 
 @lru_cache(maxsize=1)
@@ -139,20 +145,7 @@ class PublishedArtifact(BaseModel):
 
 def load_artifacts(path: str | Path = ARTIFACTS_PATH) -> dict[tuple[str, str], PublishedArtifact]:
     """(model, artifact) -> PublishedArtifact; errors name the file, the entry and the key."""
-    path = Path(path)
-    raw = _read_yaml_mapping(path, "artifacts")
-    if not isinstance(raw, list):
-        raise LedgerError(f"{path}: 'artifacts' must be a list")
-    out: dict[tuple[str, str], PublishedArtifact] = {}
-    for i, entry in enumerate(raw):
-        try:
-            a = PublishedArtifact.model_validate(entry)
-        except ValidationError as exc:
-            raise LedgerError(f"{path}: artifacts[{i}]: {_validation_message(exc)}") from None
-        if (a.model, a.artifact) in out:
-            raise LedgerError(f"{path}: artifacts[{i}]: a second entry for {(a.model, a.artifact)}")
-        out[(a.model, a.artifact)] = a
-    return out
+    return _load_keyed(path, "artifacts", PublishedArtifact, lambda a: (a.model, a.artifact))
 
 
 def judge_vendor_publishes(claim: Claim, table: dict[tuple[str, str], PublishedArtifact] | None = None) -> Verdict:
