@@ -545,3 +545,16 @@ def test_vendor_publishes_against_the_vendor_repositories(tmp_path):
     with pytest.raises(C.LedgerError, match=r"artifacts\[0\]"):
         P.load_artifacts(bad)
     assert set(P.load_artifacts()) >= {("phi3_mini", "gguf"), ("phi3_mini", "onnx")}
+
+
+def test_scorecard_counts_command_lines_beside_claims():
+    from slmstudy.claims import ledger
+
+    claims = [make_claim(id="a001-t-one", article="001"), make_claim(id="a002-t-two", article="002")]
+    verdicts = {"a001-t-one": C.Verdict(C.CONSISTENT, "x"), "a002-t-two": C.Verdict(C.IMPOSSIBLE, "y")}
+    commands = [{"article": "002", "verdict": C.INCONSISTENT}, {"article": "004", "verdict": C.NOT_TESTABLE}]
+    plain = ledger.counts_by_article(claims, verdicts)
+    assert set(plain) == {"001", "002"} and plain["002"][C.INCONSISTENT] == 0
+    card = ledger.counts_by_article(claims, verdicts, commands)
+    assert card["002"] == {C.CONSISTENT: 0, C.INCONSISTENT: 1, C.IMPOSSIBLE: 1, C.NOT_TESTABLE: 0}
+    assert card["004"][C.NOT_TESTABLE] == 1 and card["001"][C.CONSISTENT] == 1

@@ -54,11 +54,15 @@ def judge_ledger(measurements: Mapping[C.MeasurementKey, float] | measured.Evide
     return claims, verdicts, arch, hardware
 
 
-def counts_by_article(claims, verdicts: Mapping[str, C.Verdict]) -> dict[str, dict[str, int]]:
-    """article -> {verdict: count} in VERDICTS order (zeros included), articles sorted."""
+def counts_by_article(claims, verdicts: Mapping[str, C.Verdict],
+                      commands: list[dict] | None = None) -> dict[str, dict[str, int]]:
+    """article -> {verdict: count} in VERDICTS order (zeros included), articles sorted; with
+    `commands` (measured.command_verdicts rows) the articles' command lines count too."""
     per: dict[str, Counter] = {}
     for c in claims:
         per.setdefault(c.article, Counter())[verdicts[c.id].verdict] += 1
+    for row in commands or []:
+        per.setdefault(row["article"], Counter())[row["verdict"]] += 1
     return {a: {v: per[a].get(v, 0) for v in C.VERDICTS} for a in sorted(per)}
 
 
