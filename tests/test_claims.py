@@ -558,3 +558,19 @@ def test_scorecard_counts_command_lines_beside_claims():
     card = ledger.counts_by_article(claims, verdicts, commands)
     assert card["002"] == {C.CONSISTENT: 0, C.INCONSISTENT: 1, C.IMPOSSIBLE: 1, C.NOT_TESTABLE: 0}
     assert card["004"][C.NOT_TESTABLE] == 1 and card["001"][C.CONSISTENT] == 1
+
+
+def test_released_size_against_the_vendor_card(tmp_path):
+    from slmstudy.claims import published as P
+
+    table = {"fam": P.PublishedFamily(family="fam", name="Fam", sizes_b=[8, 70], source="card",
+                                      passage="comes in 8B and 70B")}
+
+    def claim(value, family="fam"):
+        return make_claim(model=None, metric="released_size_b", value=value, family=family)
+    assert P.judge_released_size(claim(13), table).verdict == C.INCONSISTENT
+    assert P.judge_released_size(claim(8), table).verdict == C.CONSISTENT
+    assert P.judge_released_size(claim(13, "other"), table).verdict == C.NOT_TESTABLE
+    with pytest.raises(C.LedgerError, match="needs `family`"):
+        P.judge_released_size(claim(13, None), table)
+    assert P.load_families()["llama3"].sizes_b == [8, 70]

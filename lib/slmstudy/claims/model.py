@@ -54,6 +54,8 @@ class Claim(BaseModel):
     engine_options: dict[str, float | int | str | bool] | None = None
     # a weight format a vendor_publishes claim is about ("gguf", "onnx"; data/published_artifacts.yaml)
     artifact: str | None = None
+    # a model family a released_size_b claim is about (a key of data/published_families.yaml)
+    family: str | None = None
     note: str | None = None  # what the ledger inferred or knows beyond the quote
 
     @model_validator(mode="before")

@@ -16,6 +16,7 @@ from .vocabulary import COMPARISON_TOL, CONSISTENT, INCONSISTENT, NOT_TESTABLE, 
 
 PUBLISHED_PATH = PROJECT_DATA_DIR / "published_scores.yaml"
 ARTIFACTS_PATH = PROJECT_DATA_DIR / "published_artifacts.yaml"
+FAMILIES_PATH = PROJECT_DATA_DIR / "published_families.yaml"
 
 
 class PublishedScore(BaseModel):
@@ -165,3 +166,43 @@ def judge_vendor_publishes(claim: Claim, table: dict[tuple[str, str], PublishedA
     if claim.value:
         return Verdict(CONSISTENT, evidence, "published")
     return Verdict(INCONSISTENT, evidence + ": the model's makers publish them", "published")
+
+
+# ---------------------------------------------------------------- the sizes a family was released in
+
+
+class PublishedFamily(BaseModel):
+    """The parameter sizes a vendor released one model family in, as its model card states."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: str  # key, e.g. llama3
+    name: str  # as the vendor writes it
+    sizes_b: list[float]  # billions of parameters, as the card names the sizes
+    source: str  # document
+    passage: str  # the sentence that lists the sizes
+
+    def citation(self) -> str:
+        return f'{self.source}: "{self.passage}"'
+
+
+def load_families(path: str | Path = FAMILIES_PATH) -> dict[str, PublishedFamily]:
+    """family -> PublishedFamily; errors name the file, the entry and the key."""
+    return _load_keyed(path, "families", PublishedFamily, lambda f: f.family)
+
+
+def judge_released_size(claim: Claim, table: dict[str, PublishedFamily] | None = None) -> Verdict:
+    """A model the article names by family and size ("Llama3-13B") against the sizes its vendor
+    released: a size the family was never released in is inconsistent with the vendor's card."""
+    table = load_families() if table is None else table
+    if not claim.family:
+        raise LedgerError(f"claim {claim.id}: metric released_size_b needs `family` (a key of {FAMILIES_PATH.name})")
+    fam = table.get(claim.family)
+    if fam is None:
+        return Verdict(NOT_TESTABLE, f"family {claim.family!r} is not recorded in {FAMILIES_PATH.name}", "none")
+    sizes = ", ".join(f"{s:g}B" for s in fam.sizes_b)
+    released = any(abs(s - claim.value) < 0.05 * s for s in fam.sizes_b)
+    evidence = f"{fam.name} was released in {sizes} ({fam.citation()}); the article names a {claim.value:g}B"
+    if released:
+        return Verdict(CONSISTENT, evidence, "published")
+    return Verdict(INCONSISTENT, evidence + ": no such model", "published")

@@ -286,6 +286,12 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(IMPOSSIBLE if exceeds else CONSISTENT, evidence, "physics")
 
 
+def _released_size(claim: Claim) -> Verdict:
+    from .published import judge_released_size
+
+    return judge_released_size(claim)
+
+
 def _vendor_publishes(claim: Claim) -> Verdict:
     from .published import judge_vendor_publishes
 
@@ -540,6 +546,7 @@ RULES: dict[str, Callable[..., Verdict]] = {
     "score_close_to": judge_comparison,
     "uses_alibi": judge_alibi,
     "vendor_publishes": lambda claim, arch, hardware, ledger: _vendor_publishes(claim),
+    "released_size_b": lambda claim, arch, hardware, ledger: _released_size(claim),
     "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,
@@ -556,7 +563,7 @@ RULES: dict[str, Callable[..., Verdict]] = {
     "device_memory_gb": judge_datasheet,
     "cpu_cores": judge_datasheet,
 }
-RULES_WITHOUT_MODEL = ("e2e_s", "device_memory_gb", "cpu_cores")
+RULES_WITHOUT_MODEL = ("e2e_s", "device_memory_gb", "cpu_cores", "released_size_b")
 METRICS_WITHOUT_MODEL = RULES_WITHOUT_MODEL + ("throughput_gain_x",)
 
 
