@@ -156,3 +156,21 @@ def test_command_records_of_a_run_become_verdicts_with_their_error(tmp_path):
     table = ledger.coverage_rows(claims, verdicts, commands=list(rows.values()))
     cov = {(r["article"], r["section"]): r for r in table}
     assert cov[("002", "3.4")]["commands run"] == 1 and cov[("002", "3.4")]["not covered"] == ""
+
+
+def test_a_feature_claim_follows_notebook_01s_probe(tmp_path):
+    """002's "function calling" on vLLM: decided by the probe of vLLM's server in the run folder;
+    a failed probe turns the verdict; no probe leaves it not testable."""
+    def run_with(ok: bool | None) -> Path:
+        run = tmp_path / f"runs-{ok}" / "t"
+        (run / "01_deployment").mkdir(parents=True)
+        probes = [] if ok is None else [{"server": "vllm-server", "feature": "tool call (forced)", "ok": ok,
+                                         "evidence": "get_weather(...)", "request": {}}]
+        (run / "01_deployment" / "summary.json").write_text(json.dumps({"features": probes}))
+        return run
+
+    claim = "a002-2.3-qwen7b-tools"
+    assert judged(claim, measured.collect(run_with(True), tmp_path / "none")).verdict == C.CONSISTENT
+    failed = judged(claim, measured.collect(run_with(False), tmp_path / "none"))
+    assert failed.verdict == C.INCONSISTENT and failed.basis == "measurement"
+    assert judged(claim, measured.collect(run_with(None), tmp_path / "none")).verdict == C.NOT_TESTABLE

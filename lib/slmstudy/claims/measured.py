@@ -17,6 +17,10 @@ A claim above the expectation by more than MEASUREMENT_REL_TOL is inconsistent w
 measurement; above the roofline it is physically impossible (the physics rule says so first).
 This is the one scaling model of the study: notebook 02 shows the same verdicts.
 
+Features (streaming, tool calls, JSON modes of an engine's server): notebook 01's probes, real
+requests to each engine's OpenAI-compatible server on the embedded model; a feature the claim
+says the engine supports holds when the probe of that engine's server succeeded.
+
 Quality (benchmark scores): a run's section summary that scored the claim's model (a real
 checkpoint) on the claim's benchmark; the claim holds when it lies in the measured 95% interval.
 """
@@ -94,10 +98,11 @@ class Evidence:
     speed: list[SpeedRow] = field(default_factory=list)
     scores: list[ScoreRow] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)  # 01_deployment's command records
+    features: list[dict[str, Any]] = field(default_factory=list)  # 01_deployment's server probes
     sources: list[dict[str, Any]] = field(default_factory=list)  # name, kind, device, path
 
     def __bool__(self) -> bool:
-        return bool(self.speed or self.scores or self.commands)
+        return bool(self.speed or self.scores or self.commands or self.features)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +175,8 @@ def from_folder(folder: Path, *, source: str, device: str) -> Evidence:
     deployment = _read(folder / "01_deployment" / "summary.json")
     for rec in (deployment or {}).get("commands", []):
         ev.commands.append({**rec, "source": source, "path": _shown(folder / "01_deployment" / "summary.json")})
+    for probe in (deployment or {}).get("features", []):
+        ev.features.append({**probe, "source": source, "path": _shown(folder / "01_deployment" / "summary.json")})
     for section in QUALITY_SECTIONS:
         summary = _read(folder / section / "summary.json")
         if summary:
@@ -185,6 +192,7 @@ def merge(parts: Iterable[Evidence]) -> Evidence:
         out.speed += p.speed
         out.scores += p.scores
         out.commands += p.commands
+        out.features += p.features
         out.sources += p.sources
     return out
 
@@ -329,6 +337,23 @@ def judge_score(claim: Claim, ev: Evidence) -> Verdict | None:
                    text + ("" if ok else ": outside the measured 95% interval"), "measurement")
 
 
+def judge_feature(claim: Claim, ev: Evidence) -> Verdict | None:
+    """A feature claim ("engine X supports streaming") against notebook 01's probe of that
+    engine's server (the latest one): the probe succeeded → consistent with a claimed yes,
+    inconsistent with a claimed no; failed → the reverse. None when no probe of it was run."""
+    rows = [p for p in ev.features if p["feature"] == claim.feature
+            and p["server"].split("-")[0] == claim.engine]
+    if not rows:
+        return None
+    p = rows[-1]
+    says = "supports" if claim.value else "does not support (without code of your own)"
+    ok = bool(p["ok"]) == bool(claim.value)
+    text = (f"{p['source']}: {p['server']} probed with a real {claim.feature} request on the embedded "
+            f"model → {'works' if p['ok'] else 'fails'} ({p['evidence']}; {p['path']}); the claim: it {says} "
+            f"{claim.feature}. A property of the engine's server, the same for any model it serves")
+    return Verdict(CONSISTENT if ok else INCONSISTENT, text, "measurement")
+
+
 def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics: Verdict) -> Verdict | None:
     """The measured verdict for a claim, combined with the rules' verdict; None when nothing
     measured applies. A rules verdict of impossible or inconsistent (physics, a definition, a
@@ -337,6 +362,8 @@ def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics:
         measured = judge_speed(claim, ev, hardware)
     elif claim.metric == "benchmark_score":
         measured = judge_score(claim, ev)
+    elif claim.metric == "feature_supported":
+        measured = judge_feature(claim, ev)
     else:
         measured = None
     if measured is None:

@@ -56,6 +56,8 @@ class Claim(BaseModel):
     artifact: str | None = None
     # a model family a released_size_b claim is about (a key of data/published_families.yaml)
     family: str | None = None
+    # the server feature a feature_supported claim is about (a probe of deployment.probe_server)
+    feature: str | None = None
     note: str | None = None  # what the ledger inferred or knows beyond the quote
 
     @model_validator(mode="before")

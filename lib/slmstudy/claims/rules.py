@@ -47,6 +47,8 @@ NOT_TESTABLE_REASONS: dict[str, str] = {
     "ttft_ms": "TTFT depends on prompt length, engine and compute; only a measurement on the same "
     "hardware can test it",
     "cpu_util_pct": "CPU utilisation is an observation of one run, not derivable from physics",
+    "feature_supported": "a feature of an engine's server is decided by notebook 01's probe of that "
+    "server (real requests on the embedded model); no probe of it in this run",
     "benchmark_score": "a benchmark score needs an evaluation run of that benchmark with this model, "
     "under the article's (unstated) prompt and scoring protocol",
     "rubric_score": "the article prints the prompt, and notebook 03 asks it (data/zh_tasks.yaml names "

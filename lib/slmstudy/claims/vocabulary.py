@@ -40,6 +40,7 @@ METRIC_UNITS: dict[str, str] = {
     "concurrent_requests": "requests",  # requests served at once by a server (batch, concurrency)
     "score_close_to": "points",  # "close to / on a par with <reference model>" on a benchmark
     "uses_alibi": "yes/no",  # the architecture adds ALiBi attention biases (1 = the article says so)
+    "feature_supported": "yes/no",  # an engine's server offers `feature` (a notebook 01 probe name)
     "released_size_b": "B",  # a model size the article names in a family (`family`) the vendor released
     "vendor_publishes": "yes/no",  # the makers publish weights in `artifact`'s format (0 = "convert it yourself")
 }
