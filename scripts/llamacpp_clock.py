@@ -10,7 +10,6 @@ they agree within 3% or 1 ms (`slmstudy.speed.clock.within`).
 """
 
 import argparse
-import statistics
 
 from slmstudy.backends import registry
 from slmstudy.backends.base import GenRequest
@@ -19,7 +18,7 @@ from slmstudy.speed import clock
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=4)
+    ap.add_argument("--reps", type=int, default=4, help="requests per loop, the first a warm-up")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     spec = registry.get("llamacpp")
@@ -27,21 +26,15 @@ def main() -> None:
     print(f"{'loop':9} {'TTFT ours':>10} {'engine':>9} {'gap':>8}   {'decode ours':>11} {'engine':>9} "
           f"{'gap':>7}   agree (TTFT, decode)")
     for loop in ("generate", "raw"):
-        rows = []
         with spec.backend(spec.form.embedded(), options={"loop": loop, "n_threads": a.threads,
                                                          "n_ctx": 2048}) as b:
-            for rep in range(a.reps):
-                g = b.generate_one(GenRequest(prompt_ids=ids, max_tokens=64, force_length=True))
-                e = clock.engine_clock({"engine_timings": g.engine_timings})
-                n = len(g.token_times_ns)
-                ours_w = (g.token_times_ns[-1] - g.token_times_ns[0]) / 1e9
-                if rep:
-                    rows.append((g.ttft_s, e["ttft_s"], ours_w, (n - 1) / e["decode_tok_s"], n))
-        t_o, t_e, w_o, w_e = (statistics.median(r[i] for r in rows) for i in range(4))
-        n = rows[0][4]
-        print(f"{loop:9} {t_o * 1e3:8.1f}ms {t_e * 1e3:7.1f}ms {(t_o - t_e) * 1e3:6.2f}ms   "
-              f"{(n - 1) / w_o:8.1f}t/s {(n - 1) / w_e:6.1f}t/s {w_o / w_e - 1:7.2%}   "
-              f"{clock.within(t_o, t_e)}, {clock.within(w_o, w_e)}")
+            r = clock.repeated_agreement(
+                lambda: b.generate_one(GenRequest(prompt_ids=ids, max_tokens=64, force_length=True)),
+                reps=a.reps - 1)
+        print(f"{loop:9} {r['ours_ttft_s'] * 1e3:8.1f}ms {r['engine_ttft_s'] * 1e3:7.1f}ms "
+              f"{(r['ours_ttft_s'] - r['engine_ttft_s']) * 1e3:6.2f}ms   "
+              f"{r['ours_decode_tok_s']:8.1f}t/s {r['engine_decode_tok_s']:6.1f}t/s "
+              f"{r['decode_window_gap']:7.2%}   {r['ttft_ok']}, {r['decode_ok']}")
 
 
 if __name__ == "__main__":

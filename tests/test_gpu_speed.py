@@ -111,6 +111,31 @@ def test_agreement_vllm_and_llamacpp():
     assert table[0]["max_ttft_gap_ms"] == pytest.approx(15.6)
 
 
+def test_repeated_agreement_drops_the_warm_up_and_takes_medians():
+    from types import SimpleNamespace
+
+    def result(ttft_s, window_s, engine_ttft_s, engine_tok_s, n=5):
+        step = int(window_s * 1e9 / (n - 1))
+        return SimpleNamespace(ttft_s=ttft_s, token_times_ns=[i * step for i in range(n)],
+                               engine_timings={"engine_ttft_s": engine_ttft_s,
+                                               "engine_decode_tok_s": engine_tok_s})
+
+    # warm-up 0.5 s off (dropped); then TTFT 20/20.5/40 ms ours vs 20 ms engine: median 20.5, ok
+    results = iter([result(0.5, 1.0, 0.02, 4.0), result(0.020, 1.0, 0.02, 4.0),
+                    result(0.0205, 1.0, 0.02, 4.0), result(0.040, 1.2, 0.02, 4.0)])
+    r = clock.repeated_agreement(lambda: next(results), reps=3)
+    assert r["ours_ttft_s"] == pytest.approx(0.0205) and r["ttft_ok"]
+    assert r["ours_decode_tok_s"] == pytest.approx(4.0) and r["engine_decode_tok_s"] == 4.0
+    assert r["decode_ok"] and r["n_tokens"] == 5 and r["ttft_is"].startswith("vLLM")
+    slow = iter([result(0.02, 1.0, 0.02, 4.0)] + [result(0.02, 1.1, 0.02, 4.0)] * 2)
+    assert not clock.repeated_agreement(lambda: next(slow), reps=2)["decode_ok"]  # 10% slower
+    with pytest.raises(ValueError, match="warm-up"):
+        clock.repeated_agreement(lambda: None, reps=0)
+    bare = SimpleNamespace(ttft_s=0.01, token_times_ns=[0, 1], engine_timings={})
+    with pytest.raises(ValueError, match="engine_timings"):
+        clock.repeated_agreement(lambda: bare, reps=1)
+
+
 def test_request_stats_from_vllm_metrics():
     class M:
         arrival_time, queued_ts, scheduled_ts = 100.0, 5.0, 5.001

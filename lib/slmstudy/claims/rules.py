@@ -21,6 +21,13 @@ from .physics import (
     roofline_tok_s,
     weights_bytes,
 )
+from .published import (
+    judge_close_to,
+    judge_published,
+    judge_released_size,
+    judge_vendor_publishes,
+    not_published_reason,
+)
 from .vocabulary import (
     CONSISTENT,
     CONTEXT_REL_TOL,
@@ -44,8 +51,6 @@ from .vocabulary import (
 NOT_TESTABLE_REASONS: dict[str, str] = {
     "load_s": "load time depends on disk, page cache and engine start-up; no physical bound is checked, "
     "only a measurement on the same hardware can test it",
-    "ttft_ms": "TTFT depends on prompt length, engine and compute; only a measurement on the same "
-    "hardware can test it",
     "cpu_util_pct": "CPU utilisation is an observation of one run, not derivable from physics",
     "feature_supported": "a feature of an engine's server is decided by notebook 01's probe of that "
     "server (real requests on the embedded model); no probe of it in this run",
@@ -288,18 +293,6 @@ def judge_decode_speed(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(IMPOSSIBLE if exceeds else CONSISTENT, evidence, "physics")
 
 
-def _released_size(claim: Claim) -> Verdict:
-    from .published import judge_released_size
-
-    return judge_released_size(claim)
-
-
-def _vendor_publishes(claim: Claim) -> Verdict:
-    from .published import judge_vendor_publishes
-
-    return judge_vendor_publishes(claim)
-
-
 def judge_ttft(claim: Claim, arch, hardware, ledger) -> Verdict:
     """Time to first token >= the longer of two lower bounds for the prefill of the stated prompt:
     compute, 2 x (params - embedding matrices) x prompt tokens ÷ the hardware's peak operations/s
@@ -454,8 +447,6 @@ def judge_datasheet(claim: Claim, arch, hardware, ledger) -> Verdict:
 
 def judge_benchmark_score(claim: Claim, arch, hardware, ledger) -> Verdict:
     """A score claim against the vendor's own published score (data/published_scores.yaml)."""
-    from .published import judge_published
-
     verdict = None if claim.benchmark and re.match(r"a\d{3}_", claim.benchmark) else judge_published(claim)
     return verdict or Verdict(NOT_TESTABLE, not_testable_reason(claim), "none")
 
@@ -537,18 +528,11 @@ def judge_alibi(claim: Claim, arch, hardware, ledger) -> Verdict:
     return Verdict(INCONSISTENT, evidence + ("; the architecture uses RoPE only" if says_alibi else ""), "config")
 
 
-def judge_comparison(claim: Claim, arch, hardware, ledger) -> Verdict:
-    """A 'close to <another model>' claim against both models' published scores."""
-    from .published import judge_close_to
-
-    return judge_close_to(claim)
-
-
 RULES: dict[str, Callable[..., Verdict]] = {
-    "score_close_to": judge_comparison,
+    "score_close_to": lambda claim, arch, hardware, ledger: judge_close_to(claim),
     "uses_alibi": judge_alibi,
-    "vendor_publishes": lambda claim, arch, hardware, ledger: _vendor_publishes(claim),
-    "released_size_b": lambda claim, arch, hardware, ledger: _released_size(claim),
+    "vendor_publishes": lambda claim, arch, hardware, ledger: judge_vendor_publishes(claim),
+    "released_size_b": lambda claim, arch, hardware, ledger: judge_released_size(claim),
     "concurrent_requests": judge_concurrency,
     "benchmark_score": judge_benchmark_score,
     "params_b": judge_params,
@@ -578,13 +562,11 @@ def not_testable_reason(claim: Claim) -> str:
                 "(data/zh_tasks.yaml names the article's section); the article's model is not run on "
                 "this machine")
     if claim.metric == "benchmark_score":
-        from .published import not_published_reason
-
         listed = not_published_reason(claim)
         if listed:
             return listed + "; a run that scores this model on this benchmark would test it"
     reason = NOT_TESTABLE_REASONS.get(claim.metric, "no rule for this metric")
-    if claim.metric in ("benchmark_score", "load_s", "ttft_ms"):
+    if claim.metric in ("benchmark_score", "load_s"):
         reason += ("; a run of this model on this benchmark would test it" if claim.metric == "benchmark_score"
                    else "; a measurement on the named hardware would test it")
     return reason

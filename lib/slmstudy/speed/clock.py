@@ -46,6 +46,35 @@ def engine_clock(record: dict) -> dict | None:
     return None
 
 
+def repeated_agreement(generate, reps: int = 3) -> dict:
+    """Ours against the engine's clock over `reps` requests after one warm-up: medians of TTFT
+    and of the decode window (first → last token; the engine's is (tokens − 1) ÷ its decode
+    tok/s), and whether each agrees (`within`). `generate()` makes one request and returns its
+    result (`ttft_s`, `token_times_ns`, `engine_timings`)."""
+    if reps < 1:
+        raise ValueError(f"reps must be at least 1 (got {reps}): the first request is a warm-up")
+    rows, what = [], None
+    for rep in range(reps + 1):
+        g = generate()
+        e = engine_clock({"engine_timings": g.engine_timings})
+        if e is None:
+            raise ValueError("the engine kept no per-request timers (engine_timings is empty): "
+                             "only vLLM and llama.cpp records can be compared")
+        n = len(g.token_times_ns)
+        if n < 2:
+            raise ValueError(f"{n} token(s): a decode window needs at least 2; raise max_tokens")
+        if rep:
+            rows.append((g.ttft_s, e["ttft_s"], (g.token_times_ns[-1] - g.token_times_ns[0]) / 1e9,
+                         (n - 1) / e["decode_tok_s"], n))
+            what = e
+    ours_ttft, engine_ttft, ours_w, engine_w = (float(np.median([r[i] for r in rows])) for i in range(4))
+    n = rows[-1][4]
+    return {"ours_ttft_s": ours_ttft, "engine_ttft_s": engine_ttft, "ttft_ok": within(ours_ttft, engine_ttft),
+            "ours_decode_tok_s": (n - 1) / ours_w, "engine_decode_tok_s": (n - 1) / engine_w,
+            "decode_window_gap": ours_w / engine_w - 1, "decode_ok": within(ours_w, engine_w),
+            "n_tokens": n, "reps": reps, "ttft_is": what["ttft_is"], "decode_is": what["decode_is"]}
+
+
 def request_agreement(records: list[dict]) -> list[dict]:
     """One row per in-process record with an engine clock: ours vs the engine's, and whether
     each agrees within max(3%, 1 ms)."""
