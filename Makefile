@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.slmstudy-installed
 PARAMS ?= default
 
-.PHONY: setup study test test-fast lock clean-cache models report screenshot webui
+.PHONY: setup study test test-fast lock clean-cache models report screenshot webui gradio
 
 setup: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): requirements/cpu.lock.txt pyproject.toml scripts/setup_env.sh
 ## webui: Open WebUI 0.12.4 (+ playwright for the browser checks) in its own venv, .venv-webui/
 webui:
 	bash scripts/setup_webui.sh
+
+## gradio: Gradio 6.31.0 + gradio_client + playwright in their own venv, .venv-gradio/ (article 003's app)
+gradio:
+	bash scripts/setup_gradio.sh
 
 ## models: derive the embedded model's artifacts (GGUF, HF safetensors, ONNX int4) into the cache
 models: setup

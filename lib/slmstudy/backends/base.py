@@ -246,6 +246,12 @@ class Backend(abc.ABC):
         self._require_loaded()
         yield from self._stream(req)
 
+    def stream_live(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        """Like `stream`, but each token reaches the caller as soon as it exists, also on an engine
+        whose `stream` yields only after the generation (capability streaming=False): what a chat
+        front end needs. Engines that stream already return `stream` itself."""
+        return self.stream(req)
+
     def generate_one(self, req: GenRequest) -> Generation:
         self._require_loaded()
         t_send = time.perf_counter_ns()

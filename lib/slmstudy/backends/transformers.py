@@ -30,9 +30,10 @@ class TransformersOptions(EngineOptions):
 class _TimestampStreamer:
     """A generate() streamer that timestamps each decoding step (the first put is the prompt)."""
 
-    def __init__(self):
+    def __init__(self, on_step=None):
         self.steps: list[tuple[list[int], int]] = []
         self._prompt_seen = False
+        self.on_step = on_step  # called with (ids of this step, time) as it happens
 
     def put(self, value):
         if not self._prompt_seen:
@@ -40,6 +41,8 @@ class _TimestampStreamer:
             return
         t = time.perf_counter_ns()
         self.steps.append((value.reshape(-1).tolist(), t))
+        if self.on_step is not None:
+            self.on_step(self.steps[-1])
 
     def end(self):
         pass
@@ -113,7 +116,7 @@ class TransformersBackend(Backend):
             kw["cache_implementation"] = "static"
         return kw
 
-    def _run(self, requests: list[GenRequest]):
+    def _run(self, requests: list[GenRequest], on_step=None):
         import torch
 
         pad = self.eos_ids[0] if self.eos_ids else 0
@@ -124,7 +127,7 @@ class TransformersBackend(Backend):
             ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
             mask[i, width - len(r.prompt_ids):] = 1
         torch.manual_seed(requests[0].seed)
-        streamer = _TimestampStreamer()
+        streamer = _TimestampStreamer(on_step)
         t_send = time.perf_counter_ns()
         with torch.inference_mode():
             self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
@@ -152,6 +155,41 @@ class TransformersBackend(Backend):
         t_send, steps = self._run([req])
         for g in self._split([req], t_send, steps):
             yield from zip(g.output_ids, g.token_times_ns)
+
+    def stream_live(self, req: GenRequest) -> Iterator[tuple[int, int]]:
+        """generate() in a worker thread; each decoding step's token is handed over as it is
+        produced (the thread's streamer puts it on a queue), ending where `_split` would end."""
+        import queue
+        import threading
+
+        self._require_loaded()
+        steps: queue.Queue = queue.Queue()
+        done = object()
+        err: list[BaseException] = []
+
+        def work():
+            try:
+                self._run([req], on_step=steps.put)
+            except BaseException as e:  # re-raised in the caller's thread
+                err.append(e)
+            finally:
+                steps.put(done)
+
+        th = threading.Thread(target=work, daemon=True, name="transformers-generate")
+        th.start()
+        ids: list[int] = []
+        try:
+            while (item := steps.get()) is not done:
+                tok, t = int(item[0][0]), item[1]
+                ids.append(tok)
+                yield tok, t
+                if self.stops(req, tok) or (req.stop and not req.force_length
+                                            and self.hits_stop_string(ids, req.stop)):
+                    break
+        finally:
+            th.join()
+        if err:
+            raise err[0]
 
     def generate_one(self, req: GenRequest) -> Generation:
         self._require_loaded()
