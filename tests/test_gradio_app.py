@@ -239,3 +239,30 @@ def test_transformers_stream_live_hands_over_each_token_before_the_last_exists(a
     times = [t for _, t in got]
     assert times == sorted(times)
     assert received[0] < times[-1], "the first token was handed over only after the last existed"
+
+
+def test_dependency_claims_follow_the_recorded_check():
+    """The ledger's verdicts on article 003's pins come from the recorded PyPI check, and turn
+    with it (a made-up record, not the committed one)."""
+    from slmstudy.claims import load_claims
+    from slmstudy.claims.measured import judge_dependency
+
+    claims = {c.id: c for c in load_claims()}
+    pins_claim, phi3_claim = claims["a003-4.1-pins-resolve"], claims["a003-4.2-phi3-trust-remote-code"]
+
+    def record(resolves: bool, native: bool) -> dict:
+        return {"checked_on": "2000-01-01", "python": "3.11", "pip": "x",
+                "pins": ["torch==2.9.1", "transformers==4.57.3", "gradio==6.2.0", "accelerate==1.12.0"],
+                "resolve": {"resolves": resolves, "n_packages": 3, "command": "pip …",
+                            "exit_code": 0 if resolves else 1, "error": "ResolutionImpossible"},
+                "phi3_native": [{"transformers": "4.57.3", "wheel": "w", "command": "pip download …",
+                                 "ships_modeling_phi3": native, "auto_config_maps_phi3": native,
+                                 "auto_causal_lm_maps_phi3": native, "native_phi3": native}]}
+
+    assert judge_dependency(pins_claim, record(True, True)).verdict == "consistent"
+    assert judge_dependency(pins_claim, record(False, True)).verdict == "inconsistent"
+    assert judge_dependency(phi3_claim, record(True, True)).verdict == "inconsistent"
+    assert judge_dependency(phi3_claim, record(True, False)).verdict == "consistent"
+    # the committed record: the pins resolve; transformers 4.57.3 ships Phi-3 itself
+    assert judge_dependency(pins_claim).verdict == "consistent"
+    assert "not needed" in judge_dependency(phi3_claim).evidence

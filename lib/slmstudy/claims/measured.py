@@ -354,6 +354,52 @@ def judge_feature(claim: Claim, ev: Evidence) -> Verdict | None:
     return Verdict(CONSISTENT if ok else INCONSISTENT, text, "measurement")
 
 
+def judge_dependency(claim: Claim, record: Mapping[str, Any] | None = None) -> Verdict | None:
+    """Article 003's pins against PyPI, from the recorded check (data/article003_pins.yaml, written
+    by `python -m slmstudy.gradio_chat.pins`: it needs the network, so the ledger reads its
+    outcome). pins_resolve: pip's resolution of the four pins succeeded → a claimed yes holds.
+    remote_code_needed: the pinned transformers wheel ships Phi-3 and maps model_type "phi3" to
+    it in its Auto classes → trust_remote_code is not needed, a claimed yes is inconsistent."""
+    if claim.metric not in ("pins_resolve", "remote_code_needed"):
+        return None
+    if record is None:
+        import yaml
+
+        from ..paths import PROJECT_DATA_DIR
+
+        path = PROJECT_DATA_DIR / "article003_pins.yaml"
+        if not path.is_file():  # never recorded: the rules' verdict (not testable) stands
+            return None
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    when = f"checked {record['checked_on']} with Python {record['python']}, pip {record['pip']}"
+    if claim.metric == "pins_resolve":
+        r = record["resolve"]
+        ok = bool(r["resolves"]) == bool(claim.value)
+        got = (f"they resolve ({r['n_packages']} packages)" if r["resolves"]
+               else f"pip refuses: {r.get('error', '')[-300:]}")
+        text = f"{' '.join(record['pins'])}: {got} (`{r['command']}`, exit {r['exit_code']}; {when}; {_PINS_FILE})"
+        return Verdict(CONSISTENT if ok else INCONSISTENT, text, "measurement")
+    rows = {p["transformers"]: p for p in record["phi3_native"]}
+    pinned = next((p.split("==")[1] for p in record["pins"] if p.startswith("transformers==")), None)
+    p = rows.get(pinned)
+    if p is None or "native_phi3" not in p:
+        return None
+    needed = not p["native_phi3"]
+    first = min((v for v, r in rows.items() if r.get("native_phi3")),
+                key=lambda v: tuple(int(x) for x in v.split(".")), default=None)
+    text = (f"transformers {pinned} ({p['wheel']}): ships models/phi3/modeling_phi3.py "
+            f"{'yes' if p['ships_modeling_phi3'] else 'no'}, maps phi3 → Phi3Config "
+            f"{'yes' if p['auto_config_maps_phi3'] else 'no'} and → Phi3ForCausalLM "
+            f"{'yes' if p['auto_causal_lm_maps_phi3'] else 'no'}, so trust_remote_code=True is "
+            f"{'needed' if needed else 'not needed'}" + (f" (native since {first})" if first else "")
+            + f"; `{p['command']}`; {when}; {_PINS_FILE}")
+    ok = needed == bool(claim.value)
+    return Verdict(CONSISTENT if ok else INCONSISTENT, text, "measurement")
+
+
+_PINS_FILE = "data/article003_pins.yaml"
+
+
 def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics: Verdict) -> Verdict | None:
     """The measured verdict for a claim, combined with the rules' verdict; None when nothing
     measured applies. A rules verdict of impossible or inconsistent (physics, a definition, a
@@ -364,6 +410,8 @@ def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics:
         measured = judge_score(claim, ev)
     elif claim.metric == "feature_supported":
         measured = judge_feature(claim, ev)
+    elif claim.metric in ("pins_resolve", "remote_code_needed"):
+        measured = judge_dependency(claim)
     else:
         measured = None
     if measured is None:

@@ -43,6 +43,8 @@ METRIC_UNITS: dict[str, str] = {
     "feature_supported": "yes/no",  # an engine's server offers `feature` (a notebook 01 probe name)
     "released_size_b": "B",  # a model size the article names in a family (`family`) the vendor released
     "vendor_publishes": "yes/no",  # the makers publish weights in `artifact`'s format (0 = "convert it yourself")
+    "pins_resolve": "yes/no",  # the article's package version pins install together (data/article003_pins.yaml)
+    "remote_code_needed": "yes/no",  # the model loads only with trust_remote_code=True on the pinned transformers
 }
 METRICS = tuple(METRIC_UNITS)
 SCORE_METRICS = ("benchmark_score", "rubric_score", "score_close_to")
