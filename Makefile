@@ -3,11 +3,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.slmstudy-installed
+GRADIO_STAMP := .venv-gradio/.slmstudy-gradio-6.31.0-pw1.65.2
 PARAMS ?= default
 
 .PHONY: setup study test test-fast lock clean-cache models report screenshot webui gradio
 
-setup: $(STAMP)
+setup: $(STAMP) $(GRADIO_STAMP)
 
 $(STAMP): requirements/cpu.lock.txt pyproject.toml scripts/setup_env.sh
 	VENV=$(VENV) bash scripts/setup_env.sh
@@ -18,7 +19,9 @@ webui:
 	bash scripts/setup_webui.sh
 
 ## gradio: Gradio 6.31.0 + gradio_client + playwright in their own venv, .venv-gradio/ (article 003's app)
-gradio:
+gradio: $(GRADIO_STAMP)
+
+$(GRADIO_STAMP): scripts/setup_gradio.sh
 	bash scripts/setup_gradio.sh
 
 ## models: derive the embedded model's artifacts (GGUF, HF safetensors, ONNX int4) into the cache

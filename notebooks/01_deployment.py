@@ -28,13 +28,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from slmstudy import commands, deployment, plotting
+from slmstudy import commands, deployment, gradio_chat, plotting
 from slmstudy import webui as openwebui  # `webui` is the parameter
-from slmstudy.forms import GGUF
+from slmstudy.backends import registry
+from slmstudy.forms import GGUF, HF
+from slmstudy.gradio_chat import pins
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
-from slmstudy.schemas import DeploymentSummary, WebUIStackRecord
+from slmstudy.schemas import DeploymentSummary, GradioStackRecord, WebUIStackRecord
 
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/01_deployment/
@@ -47,13 +49,20 @@ vllm_tool_parser = "hermes"  # tool-call parser for vllm serve (None: vLLM as sh
 article_commands = False  # run the articles' vLLM command lines as written (data/commands.yaml)
 command_fixes = True  # and, while refused, again with each correction in turn
 webui = False  # also bring up llama.cpp server + Open WebUI and chat through a browser (`make webui`)
+gradio = False  # article 003's stack: the study's Gradio app over an engine (`make gradio`)
+gradio_engine = "transformers"  # the engine behind the Gradio app (the article: transformers)
+gradio_repetitions = 3  # measured chats per question and path, at least 3 (the tables show medians)
+gradio_max_tokens = 32  # answer length cap of each Gradio-stack chat (tokens)
+gradio_questions = None  # {language: question}; None: one Chinese and one English question
 
 # %%
 P = validate("01_deployment", dict(
     run_id=run_id, model=model, engines=engines, servers=servers,
     load_repetitions=load_repetitions, drop_page_cache=drop_page_cache,
     vllm_tool_parser=vllm_tool_parser, article_commands=article_commands,
-    command_fixes=command_fixes, webui=webui))
+    command_fixes=command_fixes, webui=webui, gradio=gradio, gradio_engine=gradio_engine,
+    gradio_repetitions=gradio_repetitions, gradio_max_tokens=gradio_max_tokens,
+    gradio_questions=gradio_questions))
 results = SectionResults(P.run_id, "01_deployment")
 write_provenance(P.run_id, provenance({"params_01_deployment": P.model_dump()}))
 plotting.setup_style()
@@ -196,12 +205,79 @@ if P.webui:
     with pd.option_context("display.max_colwidth", 200):
         display(pd.DataFrame(openwebui.claims_rows(W)))
 
+# %% [markdown]
+# ## Article 003's stack: a Gradio app over transformers, through gradio_client and a real browser
+# *(runs with `gradio: true`; needs `make gradio`, which `make setup` runs.)*
+# Article 003 §4.1 deploys its model as `python app.py`, a Gradio app over `AutoModelForCausalLM`
+# (pins: torch 2.9.1, transformers 4.57.3, gradio 6.2.0, accelerate 1.12.0). Here the study's own
+# Gradio 6.31 chat app runs on 127.0.0.1 in front of the study's engine server, which loads the
+# embedded model through the study's backends (transformers by default) and streams each token as
+# it is produced. The same questions go to the engine server directly, through Gradio's own API
+# client (`gradio_client`) and through the page in headless Chromium (Enter → first answer text);
+# every chat is paired with the engine's own record of it: its TTFT and the prompt ids.
+
+# %%
+if P.gradio:
+    prior = [r for r in results.records() if r["key"] == "gradio/stack"]
+    if prior:
+        G = prior[-1]["stack"]
+    else:
+        gform = registry.get(P.gradio_engine).form
+        G = gradio_chat.measure_gradio(
+            gform.embedded(), HF.embedded(), engine=P.gradio_engine, model_name=P.model,
+            log_dir=results.dir / "logs" / "gradio", screenshot_dir=results.dir / "gradio",
+            questions=P.gradio_questions, repetitions=P.gradio_repetitions,
+            max_tokens=P.gradio_max_tokens)
+        results.append(GradioStackRecord(key="gradio/stack", stack=G))
+    display(pd.DataFrame([G["startup"]]).round(2))
+    display(pd.DataFrame(G["memory"]).round(0))
+    print("sockets outside 127.0.0.0/8:", G["network"]["outside_loopback"] or "none",
+          f"(loopback connections seen: {G['network']['loopback_connections_seen']});",
+          "page hosts:", G["browser_run"]["hosts"], "| PIDs left after teardown:", G["pids_left"])
+else:
+    G = None
+    print("gradio: false — the Gradio section skipped")
+
+# %% [markdown]
+# ### The front ends' overhead: Gradio beside Open WebUI
+# Medians (warm-up discarded, ≥ 3 chats per path and question). `over_engine_ms` is the median over
+# requests of (that path's first-token time − the engine's own first-token time for the same
+# request): for Gradio the engine server's clock (call into the backend → first token), for Open
+# WebUI llama.cpp's prompt evaluation from its log. `prompt_tokens` is the same on every path: the
+# app sends the question as is.
+
+# %%
+if P.gradio:
+    display(pd.DataFrame(gradio_chat.timings_table(G)).round(1))
+    display(pd.DataFrame(gradio_chat.overhead_beside_webui(G, W if P.webui else None)).round(1))
+    shots = [r for r in G["records"] if r["path"] == "browser" and not r["warmup"]][:2]
+    fig = openwebui.compose_screenshots([r["screenshot"] for r in shots],
+                                        [f"{r['lang']}: {r['question']}" for r in shots])
+    png = plotting.save(fig, "01_gradio_chat", caption="The study's Gradio chat page in headless "
+                        "Chromium, answered by the embedded model through the study's engine")
+    plt.close(fig)
+    display(Image(filename=str(png)))
+
+# %% [markdown]
+# ### Article 003's statements about this deployment, checked
+# The dependency pins are checked against PyPI by `python -m slmstudy.gradio_chat.pins` (it needs
+# the network, so the outcome is recorded with its command and date in `data/article003_pins.yaml`
+# and read here); the claims ledger (notebook 00) judges the same claims from that file.
+
+# %%
+if P.gradio:
+    with pd.option_context("display.max_colwidth", 200):
+        display(pd.DataFrame(gradio_chat.claims_rows(G, pins.load())))
+
 # %%
 summary = DeploymentSummary(
     sizes=sizes.to_dict(orient="records"), loads=table.to_dict(orient="records"),
     servers=startup, features=probes, params=P.model_dump(), commands=command_records,
     webui=({"stack": W, "timings": openwebui.timings_table(W), "claims": openwebui.claims_rows(W)}
            if P.webui else None),
+    gradio=({"stack": G, "timings": gradio_chat.timings_table(G),
+             "overhead": gradio_chat.overhead_beside_webui(G, W if P.webui else None),
+             "claims": gradio_chat.claims_rows(G, pins.load())} if P.gradio else None),
     artifacts={r["form"]: {"sha256": r["sha256"], "size_bytes": r["size_bytes"]}
                for r in sizes.to_dict(orient="records")})
 print(results.write_summary(summary))

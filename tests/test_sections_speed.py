@@ -114,6 +114,13 @@ def test_deployment_results(smoke_run):
     for cid in ("a000-2.2-vllm-api-server", "a004-3.2-vllm-api-server"):
         assert cmds[cid]["outcome"] == "refused" and "131072" in cmds[cid]["reason"], cmds[cid]
     assert all(Path(a["log"]).is_file() for c in cmds.values() for a in c["attempts"])
+    # article 003's Gradio stack: every path measured >= 3 times on the same prompt ids, torn down
+    g = s["gradio"]
+    paths = {r["path"]: r for r in g["timings"]}
+    assert set(paths) == {"engine", "engine-http", "gradio-client", "browser"}
+    assert all(r["n"] >= 3 and r["first_token_ms"] > 0 for r in paths.values())
+    assert len({r["prompt_tokens"] for r in paths.values()}) == 1
+    assert paths["browser"]["over_engine_ms"] > 0 and g["stack"]["pids_left"] == []
 
 
 def test_report_pages_exist(smoke_run):

@@ -127,6 +127,18 @@ class DeploymentParams(_Strict):
     #: while a command is refused, run it again with each of its listed corrections in turn
     command_fixes: bool = True
     webui: bool = False
+    #: article 003's stack: the study's Gradio app over `gradio_engine` (`make gradio`)
+    gradio: bool = False
+    gradio_engine: str = "transformers"
+    gradio_repetitions: int = Field(3, ge=3, description="measured chats per question and path "
+                                                        "(medians of at least 3)")
+    gradio_max_tokens: int = Field(32, ge=1)
+    gradio_questions: dict[str, str] | None = None  # language -> question (None: zh + en)
+
+    @field_validator("gradio_engine")
+    @classmethod
+    def _gradio_engine(cls, v):
+        return _engines_ok([v])[0]
 
     @field_validator("engines")
     @classmethod

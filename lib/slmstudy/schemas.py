@@ -244,6 +244,13 @@ class WebUIStackRecord(_Typed):
     stack: dict[str, Any]
 
 
+class GradioStackRecord(_Typed):
+    """Article 003's Gradio stack measurement (gradio_chat.measure_gradio), kept whole."""
+
+    key: str  # gradio/stack
+    stack: dict[str, Any]
+
+
 class DeploymentSummary(_Typed):
     """summary.json of the deployment section."""
 
@@ -256,6 +263,8 @@ class DeploymentSummary(_Typed):
     artifacts: dict[str, Any]
     #: the articles' command lines run as written, with each correction (commands.run_command)
     commands: list[dict[str, Any]] = []
+    #: article 003's Gradio app over the study's engine (gradio_chat.measure_gradio), its tables
+    gradio: dict[str, Any] | None = None
 
 
 class ClaimsSummary(_Typed):

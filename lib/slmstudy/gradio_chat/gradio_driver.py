@@ -5,7 +5,8 @@ where gradio_client and Playwright are installed; it imports nothing from slmstu
 (`slmstudy.gradio_chat.drive` starts it as a subprocess). cfg["mode"] is "client" or "browser".
 
 client: one `gradio_client.Client` (its connection set-up is not timed), then per question a new
-session (a new chat, as the page's reload is) and `submit(message, api_name="/chat")`; `first_token_ms` = submit → the first non-empty update.
+session (a new chat, as the page's reload is) and `submit(message, api_name="/chat")`;
+`first_token_ms` = submit → the first non-empty update.
 
 browser: Debian Chromium (`executable_path`; `playwright install` is never run), every host name
 mapped to nothing except 127.0.0.1. Per question the page is loaded afresh (a new chat: the same
