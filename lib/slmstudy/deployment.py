@@ -361,4 +361,14 @@ def findings(summary: dict) -> str:
                        f"{', '.join(no)} (request and response in the table above)")
     if feats and all(all(v.values()) for v in feats.values()):
         out.append("- Every probed feature works on every server")
+    g = summary.get("gradio")
+    if g:
+        over = {}
+        for r in g["timings"]:
+            over.setdefault(r["path"], []).append(f"{r['lang']} {r['over_engine_ms']:.0f} ms")
+        st = g["stack"]["startup"]
+        out.append(f"- Article 003's Gradio {st['gradio']} app over {st['engine']}: ready in "
+                   f"{st['stack_s']:.1f} s; beyond the engine's own first token it adds "
+                   f"{', '.join(over.get('gradio-client', []))} through gradio_client and "
+                   f"{', '.join(over.get('browser', []))} in the browser (medians)")
     return "\n".join(out) or "- nothing measured yet"
