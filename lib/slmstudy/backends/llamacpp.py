@@ -135,6 +135,13 @@ class LlamaCppBackend(Backend):
                 rc = L.llama_decode(ctx, L.llama_batch_get_one(chunk, len(chunk)))
                 if rc != 0:
                     raise RuntimeError(f"llama_decode returned {rc} in the prompt at token {i}")
+            # On a GPU llama_decode returns before the device is done, and llama.cpp adds the wait
+            # to its perf counters when it synchronizes. Synchronizing here, before the sampler
+            # reads the logits, keeps that wait out of the sampler's timed call; without it the
+            # H200 raw-loop records counted the wait twice (engine decode 94.8 tok/s against our
+            # 177.9 for the Qwen2.5-7B F16 replica, results/h200-2026-12-02 README). On the CPU
+            # llama_decode is synchronous and this returns at once.
+            L.llama_synchronize(ctx)
             n = 0
             while True:
                 t0 = time.perf_counter_ns()
@@ -149,6 +156,7 @@ class LlamaCppBackend(Backend):
                 rc = L.llama_decode(ctx, L.llama_batch_get_one(tok_buf, 1))
                 if rc != 0:
                     raise RuntimeError(f"llama_decode returned {rc} at output token {n}")
+                L.llama_synchronize(ctx)
         finally:
             L.llama_sampler_free(smpl)
 
@@ -164,8 +172,9 @@ class LlamaCppBackend(Backend):
     def _engine_timings(self) -> dict:
         out = self._perf()
         if self.options.loop == "raw" and getattr(self, "_sample_ns", None):
-            # llama.cpp's perf counters time llama_decode only; the sampler (which builds a
-            # vocabulary-sized candidate array per call) is timed here, first token apart
+            # llama.cpp's perf counters time llama_decode and the wait for its result (the
+            # loop's llama_synchronize); the sampler (which builds a vocabulary-sized candidate
+            # array per call) is timed here, first token apart
             out["t_sample_first_ms"] = self._sample_ns[0] / 1e6
             out["t_sample_ms"] = sum(self._sample_ns[1:]) / 1e6
         return out
