@@ -168,13 +168,18 @@ def test_llamacpp_engine_counters_agree_in_count(arts, chat_ids):
 
 
 def test_llamacpp_raw_loop_generates_what_generate_does(arts, chat_ids):
-    """The raw loop (llama_decode + C sampler) is the same greedy decoder as Llama.generate."""
+    """The raw loop (llama_decode + argmax in place) is the same greedy decoder as
+    Llama.generate; sampled, it draws with llama.cpp's C sampler chain, reproducibly per seed."""
     out = {}
     for loop in ("generate", "raw"):
         with registry.make_backend("llamacpp", arts.gguf, options={"loop": loop}) as b:
             g = b.generate_one(GenRequest(prompt_ids=chat_ids, max_tokens=24, force_length=True))
             out[loop] = g.output_ids
             assert g.engine_timings["n_p_eval"] == len(chat_ids) and g.engine_timings["n_eval"] == 23
+            if loop == "raw":
+                hot = [b.generate_one(GenRequest(prompt_ids=chat_ids, max_tokens=24, force_length=True,
+                                                 temperature=1.5, seed=s)).output_ids for s in (7, 7, 8)]
+                assert hot[0] == hot[1] and hot[0] != hot[2] and hot[0] != g.output_ids
     assert out["raw"] == out["generate"]
 
 
