@@ -266,3 +266,14 @@ def test_dependency_claims_follow_the_recorded_check():
     # the committed record: the pins resolve; transformers 4.57.3 ships Phi-3 itself
     assert judge_dependency(pins_claim).verdict == "consistent"
     assert "not needed" in judge_dependency(phi3_claim).evidence
+
+
+def test_dependency_claims_without_a_record_say_how_to_make_one():
+    """No recorded check: the rules' not-testable verdict names the command that records it."""
+    from slmstudy.claims import load_claims
+    from slmstudy.claims.rules import not_testable_reason
+
+    claims = {c.id: c for c in load_claims()}
+    for cid in ("a003-4.1-pins-resolve", "a003-4.2-phi3-trust-remote-code"):
+        reason = not_testable_reason(claims[cid])
+        assert "python -m slmstudy.gradio_chat.pins" in reason and "no rule" not in reason, reason

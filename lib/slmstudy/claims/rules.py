@@ -63,6 +63,11 @@ NOT_TESTABLE_REASONS: dict[str, str] = {
     "relative_gain_pct": "an improvement against an unstated baseline",
     "throughput_gain_x": "a throughput ratio between engines under an unstated workload",
     "language_count": "a count of supported languages is a vendor statement, not measurable here",
+    "pins_resolve": "whether the article's pins install together is decided by pip's resolution against "
+    "PyPI, recorded by `python -m slmstudy.gradio_chat.pins` in data/article003_pins.yaml; no record here",
+    "remote_code_needed": "whether the pinned transformers needs trust_remote_code for this model is read "
+    "from that release's wheel, recorded by `python -m slmstudy.gradio_chat.pins` in "
+    "data/article003_pins.yaml; no record here",
 }
 
 
