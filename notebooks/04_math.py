@@ -23,13 +23,18 @@
 # - **GSM8K** (grade-school word problems) under two **named protocols** (table below): task
 #   `gsm8k` is lm-evaluation-harness's own `gsm8k` — plain text, 5 train-split exemplars drawn as
 #   lm-eval draws them, the generation cut at "Question:", lm-eval's exact match — the way
-#   published GSM8K scores are made; task `gsm8k_chat` asks the model, in its chat template, to
-#   end with `#### <number>`. *Strict* takes the number after `####` (none = **format failure**);
+#   published GSM8K scores are made; task `gsm8k_cot` is lm-eval's `gsm8k_cot` on the same items —
+#   the 8 fixed chain-of-thought exemplars of Wei et al., `Q: … A:`, cut at "Q:", strict reading
+#   `The answer is N`; task `gsm8k_chat` asks the model, in its chat template, to end with
+#   `#### <number>`. *Strict* takes the protocol's own answer marker (none = **format failure**);
 #   *flexible* takes the last number in the output. Both are reported.
-# - **MATH-500** (competition problems, levels 1–5): the last `\boxed{}` is compared with the gold
-#   answer by normalisation, then math-verify, then a safe sympy check. No box = format failure.
-#   The subset is proportional to the levels' sizes (nested and seeded), so a partial run is not
-#   biased toward the easy levels, and accuracy can be read per level.
+# - **MATH-500** (competition problems, levels 1–5) under Qwen2.5-Math's own evaluation: its
+#   system prompt ("Please reason step by step, and put your final answer within \boxed{}"), 2048
+#   new tokens, and its answer reading — the last box, else "the answer is …", else the last
+#   number — compared with the gold answer by normalisation, then math-verify, then a safe sympy
+#   check. The box-only reading is kept as a second verdict (`boxed_accuracy`). The subset is
+#   proportional to the levels' sizes (nested and seeded), so a partial run is not biased toward
+#   the easy levels, and accuracy can be read per level.
 #
 # Scores are Wilson 95% intervals; the same generations give tokens/s.
 
@@ -37,8 +42,10 @@
 import pandas as pd
 from IPython.display import display
 
-from slmstudy import datasets, plotting, schemas
+from slmstudy import datasets, forms, plotting, schemas
 from slmstudy.evals import mathx, protocols, runner, views
+from slmstudy.evals import peer as peer_mod
+from slmstudy.models import EMBEDDED_KEY
 from slmstudy.params import validate
 from slmstudy.results import SectionResults
 
@@ -51,9 +58,11 @@ n_ctx = 4096  # llama.cpp context, tokens
 gsm8k_n = 15  # GSM8K test items (seeded random subset)
 gsm8k_shots = 5  # lm-eval gsm8k: train-split exemplars drawn as lm-eval draws them (0-8)
 gsm8k_chat = True  # also the 0-shot chat variant (task gsm8k_chat)
-gsm8k_max_tokens = 256  # generation budget per GSM8K answer, tokens
+gsm8k_cot = True  # also lm-eval's gsm8k_cot: 8 fixed chain-of-thought exemplars (task gsm8k_cot)
+gsm8k_max_tokens = 256  # generation budget per GSM8K answer, tokens (lm-eval: 256)
 math500_n = 10  # MATH-500 items, proportional to the levels 1-5 (nested, seeded)
-math500_max_tokens = 320  # generation budget per MATH answer, tokens
+math500_max_tokens = 2048  # generation budget per MATH answer, tokens (Qwen2.5-Math eval: 2048)
+peer_lmeval = True  # lm-eval generates on the same GSM8K items; compared item by item
 targets = [  # model × engine whose answers are scored
     {"model": "smollm2_135m", "engine": "llamacpp"},
     {"model": "gemma3_270m", "engine": "llamacpp"},  # base model: lm-eval's gsm8k only
@@ -62,7 +71,8 @@ targets = [  # model × engine whose answers are scored
 # %%
 P = validate("04_math", dict(
     run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, gsm8k_n=gsm8k_n,
-    gsm8k_shots=gsm8k_shots, gsm8k_chat=gsm8k_chat, gsm8k_max_tokens=gsm8k_max_tokens, math500_n=math500_n,
+    gsm8k_shots=gsm8k_shots, gsm8k_chat=gsm8k_chat, gsm8k_cot=gsm8k_cot,
+    gsm8k_max_tokens=gsm8k_max_tokens, math500_n=math500_n, peer_lmeval=peer_lmeval,
     math500_max_tokens=math500_max_tokens, targets=targets))
 SECTION = "04_math"
 results = SectionResults(P.run_id, SECTION)
@@ -87,29 +97,35 @@ runner.skipped_table(target_infos)  # protocols a target could not run, and why 
 
 # %% [markdown]
 # ## Accuracy with 95% intervals, next to speed
-# For GSM8K, `accuracy` is strict (`####`) and `flexible_accuracy` the last-number reading.
+# For GSM8K, `accuracy` is strict (the protocol's marker) and `flexible_accuracy` the last-number
+# reading; for MATH-500, `accuracy` is Qwen2.5-Math's reading and `boxed_accuracy` the box alone.
 # `hit_max_tokens` counts answers cut off by the generation budget (often a model looping).
 
 # %%
 rows = runner.summarize(records)
-views.table(rows, extra=["flexible_accuracy", "flexible_ci_low", "flexible_ci_high"])
+views.table(rows, extra=["flexible_accuracy", "flexible_ci_low", "flexible_ci_high",
+                         "boxed_accuracy", "boxed_ci_low", "boxed_ci_high"])
 
 # %% [markdown]
 # ### Figure: accuracy per benchmark and target
-# Bars: strict accuracy (Wilson 95% CI); ×: format-failure rate. For GSM8K the flexible reading
-# is a separate row, so the gap between the two shows how much is lost to the answer format.
+# Bars: the protocol's accuracy (Wilson 95% CI); ×: format-failure rate. GSM8K's flexible reading
+# and MATH-500's box-only reading are separate rows, so the gap shows how much the answer format
+# decides.
 
 # %%
 import matplotlib.pyplot as plt
 
-fig_rows = [{**r, "mode": "strict (####)"} if r["task"].startswith("gsm8k") else r for r in rows]
+fig_rows = [{**r, "mode": "strict" if r["task"].startswith("gsm8k") else "Qwen2.5-Math reading"}
+            for r in rows]
 for r in rows:
-    if r.get("flexible_accuracy") is not None:
-        fig_rows.append({**r, "mode": "flexible (last number)", "accuracy": r["flexible_accuracy"],
-                         "ci_low": r["flexible_ci_low"], "ci_high": r["flexible_ci_high"],
-                         "format_failure_rate": r["flexible_format_failure"] / r["n"]})
+    for name, label in (("flexible", "flexible (last number)"), ("boxed", "last \\boxed{} only")):
+        if r.get(f"{name}_accuracy") is not None:
+            fig_rows.append({**r, "mode": label, "accuracy": r[f"{name}_accuracy"],
+                             "ci_low": r[f"{name}_ci_low"], "ci_high": r[f"{name}_ci_high"],
+                             "format_failure_rate": r[f"{name}_format_failure"] / r["n"]})
 fig = views.accuracy_figure(fig_rows, title="Math accuracy (greedy; Wilson 95% CI)")
-plotting.save(fig, "04_math_accuracy", caption="GSM8K strict/flexible and MATH-500 accuracy")
+plotting.save(fig, "04_math_accuracy", caption="GSM8K (lm-eval gsm8k, gsm8k_cot, chat) strict/"
+              "flexible and MATH-500 (Qwen2.5-Math reading / box only) accuracy")
 plt.show()
 
 # %% [markdown]
@@ -147,10 +163,32 @@ views.examples(math_records, n=4, chars=300)
 # %%
 runner.model_comparison_table(records)
 
+# %% [markdown]
+# ## A peer no one here wrote: lm-evaluation-harness on the same GSM8K items
+# lm-eval generates, greedy, with its own `gsm8k` and `gsm8k_cot` task files (only the data
+# source replaced by the study's items; the budget set to the study's), on the embedded model's
+# HF folder with its transformers backend. Per item and target: is the study's prompt
+# byte-identical to lm-eval's context, is the generated text the same, and do both read the same
+# answer and verdict? The study's targets here run llama.cpp (the GGUF), so a text that differs
+# is engine parity, not protocol: the prompts must still be identical. Reproduce:
+# `slmstudy.evals.peer.section_peer_generative` (cached in `peer_lmeval_<task>.json`).
+
+# %%
+peer = None
+if P.peer_lmeval and P.gsm8k_n:
+    peer = peer_mod.section_peer_generative(tasks, records, results.dir, forms.HF.embedded(),
+                                            model=EMBEDDED_KEY,
+                                            train=datasets.load_gsm8k(P.data_dir, split="train"))
+    display(pd.DataFrame(peer["by_target"]).round(4))
+    display(pd.DataFrame(peer["differ"])[["sample_id", "task", "target", "prompt_identical",
+                                          "text_identical", "study", "lm_eval"]]
+            if peer["differ"] else "no item differs")
+
 # %%
 summary_path = results.write_summary(runner.section_summary(
     records, P.model_dump(), extra={"targets": target_infos, "math500_by_level": level_rows,
-                                    "data": data_used}, schema=schemas.MathSummary))
+                                    "data": data_used, "peer_lmeval": peer},
+    schema=schemas.MathSummary))
 print(f"summary: {summary_path}  ({len(records)} samples)")
 
 # %% [markdown]

@@ -53,10 +53,11 @@ def test_compare_names_the_items_that_differ():
     assert totals["prompts_identical"] == 1 and rows[1]["max_abs_logprob_gap"] == pytest.approx(2.5)
 
 
-def test_lm_eval_gsm8k_same_prompts_shots_and_answers(arts, tmp_path):
-    """lm-eval's gsm8k draws its 5 train-split shots with its own seeded sampler; the study
-    reproduces the draw, so the prompts are byte-identical, and the greedy generations (both cut
-    at "Question:") and strict answers are the same."""
+def test_lm_eval_gsm8k_and_gsm8k_cot_same_prompts_shots_and_answers(arts, tmp_path):
+    """lm-eval's gsm8k draws its 5 train-split shots with its own seeded sampler, gsm8k_cot uses
+    its 8 fixed exemplars; the study reproduces both, so the prompts are byte-identical, and the
+    greedy generations (cut at "Question:" / "Q:") and strict answers are the same. Through
+    notebook 04's own entry point, with a lower budget passed to lm-eval as --gen_kwargs."""
     from slmstudy.evals import mathx
 
     try:
@@ -64,13 +65,20 @@ def test_lm_eval_gsm8k_same_prompts_shots_and_answers(arts, tmp_path):
         train = D.load_gsm8k(split="train")
     except D.DatasetError as e:
         pytest.skip(f"benchmark data not available: {e}")
-    task = mathx.gsm8k_lmeval_task(items, train, shots=5)
+    tasks = [mathx.gsm8k_lmeval_task(items, train, shots=5),
+             mathx.gsm8k_cot_lmeval_task(items, max_tokens=160)]
     target = runner.resolve_target("smollm2_135m", "transformers", threads=2)
     res = SectionResults("p", "04_math", root=tmp_path)
-    records, _ = runner.run_tasks(target, [task], res, progress=False)
-    assert all(r["finish_reason"] == "stop_string" for r in records)  # generation ends at "Question:"
-    ids = peer.write_gsm8k_task(tmp_path / "peer", items, train)
-    theirs = peer.run(arts.hf, tmp_path / "peer", ids, num_fewshot=5)
-    rows, totals = peer.compare_generative(records, theirs, stop=mathx.LMEVAL_GSM8K_STOP)
-    assert totals["n"] == 3 and totals["prompts_identical"] == 3, rows
-    assert totals["texts_identical"] == 3 and totals["answers_agree"] == 3, rows
+    records, _ = runner.run_tasks(target, tasks, res, progress=False)
+    gsm = [r for r in records if r["task"] == "gsm8k"]
+    assert all(r["finish_reason"] == "stop_string" for r in gsm)  # generation ends at "Question:"
+    out = peer.section_peer_generative(tasks, records, res.dir, arts.hf, model="smollm2_135m",
+                                       train=train)
+    assert [(r["task"], r["n"]) for r in out["by_target"]] == [("gsm8k", 3), ("gsm8k_cot", 3)]
+    for row in out["by_target"]:
+        assert row["prompts_identical"] == 3 and row["texts_identical"] == 3, out["differ"]
+        assert row["answers_agree"] == 3, out["differ"]
+    with pytest.raises(Exception, match="no lm-eval peer"):
+        peer.write_gsm8k_task(tmp_path / "x", items, train, task="math500")
+
+

@@ -53,7 +53,8 @@ def _expected_samples(name, p):
         return (p["cmmlu_n"] + p["ceval_n"]) * (gen + ll) + (zh * gen if p["zh_tasks"] else 0)
     if name == "04_math":
         chat_tasks = p["gsm8k_n"] * bool(p.get("gsm8k_chat", True)) + p["math500_n"]
-        return sum(p["gsm8k_n"] + chat_tasks * c for c in chat)  # lm-eval's gsm8k is text
+        text_tasks = p["gsm8k_n"] * (1 + bool(p.get("gsm8k_cot", True)))  # lm-eval gsm8k, gsm8k_cot
+        return sum(text_tasks + chat_tasks * c for c in chat)
     text = p["humaneval_n"] * bool(p.get("humaneval_completion", True))
     chat_tasks = p["humaneval_n"] + p["mbpp_n"] + p["bfcl_n"] * len(p["bfcl_languages"])
     return sum(text + chat_tasks * c for c in chat)

@@ -278,9 +278,13 @@ class MathParams(_GenerateOnly):
     gsm8k_n: int = Field(15, ge=0)
     gsm8k_shots: int = Field(5, ge=0, le=8, description="lm-eval gsm8k: train-split exemplars (5)")
     gsm8k_chat: bool = Field(True, description="also the 0-shot chat variant (task gsm8k_chat)")
-    gsm8k_max_tokens: int = Field(256, gt=0)
+    gsm8k_cot: bool = Field(True, description="also lm-eval's gsm8k_cot (8 fixed chain-of-thought "
+                                              "exemplars; task gsm8k_cot)")
+    gsm8k_max_tokens: int = Field(256, gt=0, description="lm-eval's max_gen_toks: 256")
     math500_n: int = Field(10, ge=0, description="MATH-500 items, proportional to levels 1-5")
-    math500_max_tokens: int = Field(320, gt=0)
+    math500_max_tokens: int = Field(2048, gt=0, description="Qwen2.5-Math's evaluation: 2048")
+    peer_lmeval: bool = Field(True, description="lm-eval generates on the same GSM8K items "
+                                                "(gsm8k, gsm8k_cot); compared item by item")
 
 
 class CodeParams(_GenerateOnly):

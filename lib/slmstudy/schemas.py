@@ -206,9 +206,10 @@ class ChineseSummary(QualitySummary):
 
 
 class MathSummary(QualitySummary):
-    """04_math: MATH-500 by difficulty level."""
+    """04_math: MATH-500 by difficulty level, and lm-eval on the same GSM8K items."""
 
     math500_by_level: list[QualityRow]
+    peer_lmeval: dict[str, Any] | None = None  # evals.peer.section_peer_generative
 
 
 class CodeSummary(QualitySummary):

