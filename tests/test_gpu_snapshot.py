@@ -64,3 +64,38 @@ def test_markdown_and_bad_folder(tmp_path, tables):
     assert markdown(tables["context"], ["prompt_tokens"]).splitlines()[2] == "| 512 |"
     with pytest.raises(StudyError, match="no 02_speed/summary.json"):
         snapshot_tables(tmp_path)
+
+
+def test_energy_across_snapshots_matches_each_snapshots_own_clock(tmp_path):
+    """The energy windows' implied output rate (mean power ÷ J per token) against the summary's
+    decode rate, for every batch-1 cell of every committed snapshot: the window holds the
+    prefill too, so it is a little lower, never higher (two independent clocks: NVML's window
+    and the harness's per-token timestamps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from slmstudy.speed import energy, snapshots
+
+    snaps = snapshots.views()
+    rows = energy.energy_across(snaps)
+    assert {r["snapshot"] for r in rows} >= {"h200-2026-12-01", "h200-2026-12-02"}
+    n = 0
+    for snap in snaps:
+        decode = {r["target"]: r["decode_tok_s"] for r in snapshot_tables(snap["path"])["batch1"]}
+        for r in (r for r in rows if r["snapshot"] == snap["name"] and r["concurrency"] == 1):
+            assert 0.9 < r["tok_s"] / decode[r["target"]] < 1.02, r
+            n += 1
+    assert n >= 40
+    energy.energy_speed_figure(rows)  # draws
+    with pytest.raises(ValueError, match="no energy rows at concurrency 64"):
+        energy.energy_speed_figure(rows, concurrency=64)
+
+
+def test_the_raw_loop_agrees_with_llamacpps_timers_for_every_model():
+    clock = snapshot_tables(RESULTS_DIR / "h200-2026-12-02")["clock_agreement"]
+    raw = [r for r in clock if "-rawloop" in r["target"]]
+    assert {r["target"].split("/")[0] for r in raw} == {"qwen25_7b", "qwen25_05b", "phi3_mini",
+                                                        "llama3_8b", "mistral_7b"}
+    assert len(raw) == 10
+    for r in raw:
+        assert r["ttft_within"] == 1.0 and r["decode_within"] == 1.0, r

@@ -180,3 +180,64 @@ def energy_figure(rows: list[dict], title: str = "Energy per output token"):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def energy_across(snapshots) -> list[dict]:
+    """Every snapshot's energy table in one list (`snapshots`: views with "name", "device" and
+    "path", as `speed.snapshots.views()` gives them), each row with its snapshot and device and
+    the output rate its own energy window implies (mean power ÷ joules per token = tokens/s over
+    the timed window, prefill included: a little below the decode rate)."""
+    rows = []
+    for snap in snapshots:
+        for r in energy_table(load_energy(Path(snap["path"]) / "02_speed")):
+            rows.append({**r, "snapshot": snap["name"], "device": snap.get("device"),
+                         "engine": r["target"].split("/")[1],
+                         "tok_s": r["mean_power_w"] / r["j_per_token"]})
+    return rows
+
+
+def energy_speed_figure(rows: list[dict], concurrency: int = 1,
+                        title: str = "Energy per output token against output rate, batch 1"):
+    """One point per cell at `concurrency` across snapshots: tokens/s (x) against joules per
+    output token (y), both log; colour = engine, marker = snapshot, label = model · format
+    (where it does not overlap another; the table beside the figure names every point). At
+    a near-constant board power the points fall on J/token = P ÷ (tokens/s), so the diagonal
+    lines of constant power are drawn for reading it."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pts = [r for r in rows if r["concurrency"] == concurrency]
+    if not pts:
+        raise ValueError(f"no energy rows at concurrency {concurrency}")
+    engines = sorted({r["engine"] for r in pts})
+    snaps = sorted({r["snapshot"] for r in pts})
+    markers = "osD^v<>"
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(9, 6))
+    xs = np.array([r["tok_s"] for r in pts])
+    for watts in (100, 200, 400, 700):
+        x = np.geomspace(xs.min() * 0.7, xs.max() * 1.4, 20)
+        ax.plot(x, watts / x, color="0.85", lw=0.8, zorder=0)
+        ax.annotate(f"{watts} W", (x[-1], watts / x[-1]), fontsize=7, color="0.55")
+    placed: list[tuple[float, float]] = []  # label positions (log10), so labels never overlap
+    for r in sorted(pts, key=lambda r: -r["tok_s"]):
+        ax.scatter(r["tok_s"], r["j_per_token"], color=colours[engines.index(r["engine"]) % len(colours)],
+                   marker=markers[snaps.index(r["snapshot"]) % len(markers)], s=36, zorder=2)
+        lx, ly = np.log10(r["tok_s"]), np.log10(r["j_per_token"])
+        if all(abs(lx - px) > 0.12 or abs(ly - py) > 0.035 for px, py in placed):
+            placed.append((lx, ly))
+            model, _, fmt = r["target"].split("/")[:3]
+            ax.annotate(f"{model} · {fmt}", (r["tok_s"], r["j_per_token"]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points")
+    for e in engines:
+        ax.scatter([], [], color=colours[engines.index(e) % len(colours)], label=e)
+    for s in snaps:
+        ax.scatter([], [], color="0.4", marker=markers[snaps.index(s) % len(markers)], label=s)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("output tokens/s over the timed window, prefill included (mean power ÷ J per token)")
+    ax.set_ylabel("joules per output token (whole board, NVML)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

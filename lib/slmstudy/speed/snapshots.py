@@ -64,9 +64,40 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
         show_gpu_extras(snap)
         _show_claims(snapshot_claims.get(f"snapshot {name}") or [], f"snapshot `{name}`")
     _show_profiles_side_by_side(views())
+    _show_energy_across(views())
     for source, scaled in snapshot_claims.items():
         if not source.startswith("snapshot "):
             _show_claims(scaled, source)
+
+
+ENERGY_ACROSS_INTRO = (
+    "#### Energy per token across the snapshots\n"
+    "Every batch-1 cell of every snapshot that recorded NVML energy, in one figure: the output "
+    "rate over the timed window (prefill included) against joules per output token. The grey "
+    "lines are constant board power: along one, a cell further right decodes faster for the same "
+    "watts, so each token costs less. (`speed.energy.energy_across`, `energy_speed_figure`)")
+ENERGY_ACROSS_COLUMNS = ["snapshot", "target", "concurrency", "tok_s", "j_per_token", "mean_power_w",
+                         "n_batches"]
+
+
+def _show_energy_across(snaps: list[dict]) -> None:
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    from .energy import energy_across, energy_speed_figure
+
+    rows = energy_across(snaps)
+    if not any(r["concurrency"] == 1 for r in rows):
+        return
+    display(Markdown(ENERGY_ACROSS_INTRO))
+    fig = energy_speed_figure(rows)
+    plotting.save(fig, "02_speed_energy_across_snapshots",
+                  caption="Joules per output token against decode rate, batch 1, every snapshot with "
+                          "NVML energy")
+    plt.show()
+    table = pd.DataFrame([r for r in rows if r["concurrency"] == 1])[ENERGY_ACROSS_COLUMNS]
+    display(table.sort_values("j_per_token").round(3))
 
 
 SIDE_BY_SIDE_COLUMNS = ["target", "snapshot", "wall ms/token", "decode tok/s", "roofline ms",
