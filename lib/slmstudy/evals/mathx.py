@@ -114,10 +114,9 @@ def lmeval_gsm8k_extract(text: str) -> tuple[str | None, str | None]:
     return (strict.group(1) if strict else None), flexible
 
 
-def score_gsm8k_lmeval(text: str, sample: Sample) -> Score:
-    """lm-eval's gsm8k verdict: exact match (after its regexes_to_ignore) of the strict-match
-    number with the reference answer field; flexible-extract as a second named verdict."""
-    strict, flexible = lmeval_gsm8k_extract(text)
+def _lmeval_exact_match_score(strict: str | None, flexible: str | None, sample: Sample) -> Score:
+    """Both filters' answers judged by lm-eval's exact match (after its regexes_to_ignore)
+    against the reference answer field; strict is the verdict, flexible a second named one."""
     gold = lmeval_exact_match_form(sample.data["answer"])
 
     def verdict(x):
@@ -127,6 +126,12 @@ def score_gsm8k_lmeval(text: str, sample: Sample) -> Score:
 
     return Score(verdict(strict), strict, {"flexible_extracted": flexible},
                  verdicts={"flexible": verdict(flexible)})
+
+
+def score_gsm8k_lmeval(text: str, sample: Sample) -> Score:
+    """lm-eval's gsm8k verdict: exact match of the strict-match number (`#### N`);
+    flexible-extract as a second named verdict."""
+    return _lmeval_exact_match_score(*lmeval_gsm8k_extract(text), sample)
 
 
 def lmeval_gsm8k_shots(train: list[dict], n_items: int, k: int = 5,
@@ -227,16 +232,7 @@ def score_gsm8k_cot_lmeval(text: str, sample: Sample) -> Score:
     """lm-eval's gsm8k_cot verdict: exact match after the same regexes_to_ignore as gsm8k
     (",", "$", up to "#### ", a final ".", case-insensitive) of the strict number with the
     reference's final answer; flexible-extract as a second named verdict."""
-    strict, flexible = lmeval_gsm8k_cot_extract(text)
-    gold = lmeval_exact_match_form(sample.data["answer"])
-
-    def verdict(x):
-        if x is None:
-            return "format_failure"
-        return "correct" if lmeval_exact_match_form(x) == gold else "wrong"
-
-    return Score(verdict(strict), strict, {"flexible_extracted": flexible},
-                 verdicts={"flexible": verdict(flexible)})
+    return _lmeval_exact_match_score(*lmeval_gsm8k_cot_extract(text), sample)
 
 
 def gsm8k_cot_lmeval_task(items: list[dict], *, shots: int = 8,
