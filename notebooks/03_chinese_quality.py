@@ -208,6 +208,16 @@ views.examples(zh_records, n=8)
 # %%
 runner.model_comparison_table(records)
 
+# %% [markdown]
+# ## Engine against engine: one model, the same items, the same prompt ids
+# Wherever one model ran the same protocol on two engines (greedy, the same token ids): how
+# often both read the same answer, each accuracy, the items only one got right and McNemar's
+# exact test on those, the paired difference with its 95% interval. No harness publishes this;
+# a quantized GGUF against float weights is expected to differ on some items.
+
+# %%
+runner.engine_parity_table(records)
+
 # %%
 summary_path = results.write_summary(chinese.section_summary(records, P, target_infos, data_used, peer))
 print(f"summary: {summary_path}  ({len(records)} samples)")

@@ -164,6 +164,16 @@ views.examples(math_records, n=4, chars=300)
 runner.model_comparison_table(records)
 
 # %% [markdown]
+# ## Engine against engine: one model, the same items, the same prompt ids
+# Wherever one model ran the same protocol on two engines (greedy, the same token ids): how
+# often both read the same answer, each accuracy, the items only one got right and McNemar's
+# exact test on those, the paired difference with its 95% interval. No harness publishes this;
+# a quantized GGUF against float weights is expected to differ on some items.
+
+# %%
+runner.engine_parity_table(records)
+
+# %% [markdown]
 # ## A peer no one here wrote: lm-evaluation-harness on the same GSM8K items
 # lm-eval generates, greedy, with its own `gsm8k` and `gsm8k_cot` task files (only the data
 # source replaced by the study's items; the budget set to the study's), on the embedded model's

@@ -360,3 +360,24 @@ def test_model_comparison_pairs_models_on_shared_items_only():
     assert (r["a_accuracy"], r["b_accuracy"], r["accuracy_diff"]) == (0.75, 0.25, 0.5)
     assert r["mcnemar_p"] == pytest.approx(0.5)
     assert r["diff_ci_low"] < 0.5 < r["diff_ci_high"]
+
+
+def test_engine_parity_pairs_engines_of_one_model_and_counts_same_answers():
+    """m1 on engines x and y, m2 on x: only the m1 pair is a parity row. x reads A, A, B, C on
+    s1-s4 (gold A everywhere: 2 correct), y reads A, A, A, D (3 correct): same answer on s1, s2
+    (2 of 4), only-y correct on s3, McNemar p = 1 (one discordant item), difference −1/4."""
+    from slmstudy.evals.runner import engine_parity, engine_parity_table
+
+    def rec(target, model, sid, letter):
+        return {"task": "t", "mode": "loglik", "target": target, "model": model, "sample_id": sid,
+                "extracted": letter, "verdict": "correct" if letter == "A" else "wrong"}
+
+    recs = [rec("m1/x", "m1", s, v) for s, v in zip(("s1", "s2", "s3", "s4"), "AABC")]
+    recs += [rec("m1/y", "m1", s, v) for s, v in zip(("s1", "s2", "s3", "s4"), "AAAD")]
+    recs += [rec("m2/x", "m2", s, "A") for s in ("s1", "s2", "s3", "s4")]
+    (r,) = engine_parity(recs)
+    assert (r["a"], r["b"], r["n"]) == ("m1/x", "m1/y", 4)
+    assert (r["same_answer"], r["same_answer_rate"]) == (2, 0.5)
+    assert (r["only_a_correct"], r["only_b_correct"], r["accuracy_diff"]) == (0, 1, -0.25)
+    assert r["mcnemar_p"] == pytest.approx(1.0)
+    assert isinstance(engine_parity_table(recs[:4]), str)  # one engine only: a sentence

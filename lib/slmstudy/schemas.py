@@ -189,6 +189,8 @@ class QualitySummary(_Typed):
     data: dict[str, Any] = {}
     #: model against model on the same items (evals.runner.model_comparison)
     model_comparison: list[dict[str, Any]] = []
+    #: one model on two engines, the same items (evals.runner.engine_parity)
+    engine_parity: list[dict[str, Any]] = []
 
 
 class ChineseSummary(QualitySummary):

@@ -596,6 +596,7 @@ def section_summary(records: list[dict], params: dict, *, extra: dict | None = N
     the section's own breakdowns (`extra`, the fields of its `schema` in `slmstudy.schemas`)."""
     extra = dict(extra or {})
     extra.setdefault("model_comparison", model_comparison(records))
+    extra.setdefault("engine_parity", engine_parity(records))
     return schema(rows=summarize(records, by), n_records=len(records),
                   verdicts=list(VERDICTS), params=params, **extra)
 
@@ -615,35 +616,70 @@ def model_comparison_table(records: list[dict]):
                "only_b_correct", "mcnemar_p", "a − b [95% CI]"]].round(3)
 
 
+def _paired(records: list[dict], same_model: bool) -> list[dict]:
+    """Every pair of targets that scored the same items under one task and mode — of different
+    models (`same_model=False`) or of one model on different engines (True) — with each one's
+    accuracy on the shared items, the items only one got right, McNemar's exact test on those,
+    the paired difference (a − b) with its 95% interval, and how often the two read the same
+    answer (`extracted` equal; for log-likelihood, the same letter)."""
+    by: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
+    model_of: dict[str, str] = {}
+    for r in records:
+        by[(r["task"], r["mode"], r["target"])][r["sample_id"]] = r
+        model_of[r["target"]] = r.get("model") or r["target"]
+    rows = []
+    for task, mode in sorted({(t, m) for t, m, _ in by}):
+        targets = sorted(g for t, m, g in by if (t, m) == (task, mode))
+        for i, a in enumerate(targets):
+            for b in targets[i + 1:]:
+                if (model_of[a] == model_of[b]) != same_model:
+                    continue
+                ra, rb = by[(task, mode, a)], by[(task, mode, b)]
+                ids = sorted(set(ra) & set(rb))
+                if not ids:
+                    continue
+                ca = {s: ra[s].get("verdict") == "correct" for s in ids}
+                cb = {s: rb[s].get("verdict") == "correct" for s in ids}
+                only_a = sum(ca[s] and not cb[s] for s in ids)
+                only_b = sum(cb[s] and not ca[s] for s in ids)
+                same = sum(ra[s].get("extracted") == rb[s].get("extracted") for s in ids)
+                diff, lo, hi = metrics.paired_difference_ci(only_a, only_b, len(ids))
+                rows.append({"task": task, "mode": mode, "a": a, "b": b, "n": len(ids),
+                             "a_accuracy": sum(ca.values()) / len(ids),
+                             "b_accuracy": sum(cb.values()) / len(ids),
+                             "only_a_correct": only_a, "only_b_correct": only_b,
+                             "same_answer": same, "same_answer_rate": same / len(ids),
+                             "mcnemar_p": metrics.mcnemar_exact(only_a, only_b),
+                             "accuracy_diff": diff, "diff_ci_low": lo, "diff_ci_high": hi})
+    return rows
+
+
 def model_comparison(records: list[dict]) -> list[dict]:
     """Two models on the same items: for each task and mode, every pair of targets whose models
     differ, over the sample ids both scored — each one's accuracy, the items only one got
     right, McNemar's exact test on those, and the paired difference (a − b) with its 95%
     interval (`metrics.paired_difference_ci`). Paired, because both answered the same items:
     the interval is narrower than the difference of two independent Wilson intervals."""
-    correct: dict[tuple[str, str, str], dict[str, bool]] = defaultdict(dict)
-    model_of: dict[str, str] = {}
-    for r in records:
-        correct[(r["task"], r["mode"], r["target"])][r["sample_id"]] = r.get("verdict") == "correct"
-        model_of[r["target"]] = r.get("model") or r["target"]
-    rows = []
-    for task, mode in sorted({(t, m) for t, m, _ in correct}):
-        targets = sorted(g for t, m, g in correct if (t, m) == (task, mode))
-        for i, a in enumerate(targets):
-            for b in targets[i + 1:]:
-                if model_of[a] == model_of[b]:
-                    continue  # engines of one model: the agreement tables' business
-                ca, cb = correct[(task, mode, a)], correct[(task, mode, b)]
-                ids = sorted(set(ca) & set(cb))
-                if not ids:
-                    continue
-                only_a = sum(ca[s] and not cb[s] for s in ids)
-                only_b = sum(cb[s] and not ca[s] for s in ids)
-                diff, lo, hi = metrics.paired_difference_ci(only_a, only_b, len(ids))
-                rows.append({"task": task, "mode": mode, "a": a, "b": b, "n": len(ids),
-                             "a_accuracy": sum(ca[s] for s in ids) / len(ids),
-                             "b_accuracy": sum(cb[s] for s in ids) / len(ids),
-                             "only_a_correct": only_a, "only_b_correct": only_b,
-                             "mcnemar_p": metrics.mcnemar_exact(only_a, only_b),
-                             "accuracy_diff": diff, "diff_ci_low": lo, "diff_ci_high": hi})
-    return rows
+    return _paired(records, same_model=False)
+
+
+def engine_parity(records: list[dict]) -> list[dict]:
+    """One model on two engines, the same items and prompt ids, greedy: for each task and mode,
+    every pair of targets of one model — how often both read the same answer, and whether the
+    accuracy differs (McNemar's exact test, paired 95% interval). No harness publishes this;
+    a quantized GGUF against float weights is expected to differ on some items."""
+    return _paired(records, same_model=True)
+
+
+def engine_parity_table(records: list[dict]):
+    """:func:`engine_parity` as a DataFrame (a sentence when no model ran on two engines)."""
+    import pandas as pd
+
+    rows = engine_parity(records)
+    if not rows:
+        return "no model scored the same items on two engines under the same protocol"
+    df = pd.DataFrame(rows)
+    df["a − b [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                            for d, lo, hi in zip(df.accuracy_diff, df.diff_ci_low, df.diff_ci_high)]
+    return df[["task", "mode", "a", "b", "n", "same_answer_rate", "a_accuracy", "b_accuracy",
+               "only_a_correct", "only_b_correct", "mcnemar_p", "a − b [95% CI]"]].round(3)
