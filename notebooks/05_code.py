@@ -25,7 +25,10 @@
 # - **BFCL simple** function calling (003 §3.4's "structured understanding", 004's "工具调用、JSON
 #   输出"): the model gets the function's JSON schema and must reply with one JSON call. Three
 #   readings: JSON found at all, arguments conform to the schema, and the call matches BFCL's
-#   possible answers (an AST-style comparison).
+#   possible answers (an AST-style comparison). For Python also under **BFCL's own protocol**
+#   (task `bfcl_ast_python`): its system prompt, its reply format `[func(param=value)]`, its
+#   decoder and its AST checker (BFCL v4, gorilla 6ea5797) — the way BFCL's leaderboard scores
+#   a model without native tool calls.
 #
 # Verdicts: correct, wrong, **format failure** (no compilable code / no JSON call found — counted
 # apart), timeout, crash. Wilson 95% intervals; tokens/s from the same generations.
@@ -122,7 +125,9 @@ if len(outcomes):
 
 # %% [markdown]
 # ## Structured output: JSON validity, schema conformance, exact call
-# The three readings of each BFCL answer, as shares of all items with Wilson 95% CIs.
+# The three readings of each BFCL answer under the study's JSON protocol, and BFCL's own AST
+# verdict for Python (`bfcl_ast_python`: no JSON readings), as shares of all items with Wilson
+# 95% CIs.
 
 # %%
 bfcl_rows = [r for r in rows if r["task"].startswith("bfcl")]

@@ -57,6 +57,7 @@ def _expected_samples(name, p):
         return sum(text_tasks + chat_tasks * c for c in chat)
     text = p["humaneval_n"] * bool(p.get("humaneval_completion", True))
     chat_tasks = p["humaneval_n"] + p["mbpp_n"] + p["bfcl_n"] * len(p["bfcl_languages"])
+    chat_tasks += p["bfcl_n"] * ("python" in p["bfcl_languages"])  # BFCL's own AST protocol
     return sum(text + chat_tasks * c for c in chat)
 
 

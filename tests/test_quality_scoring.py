@@ -331,6 +331,7 @@ def test_every_protocol_a_task_names_is_written_down():
     named = set(chinese.MC_PROTOCOLS.values()) | {"lm-eval/gsm8k", "lm-eval/gsm8k_cot", "chat-gen/gsm8k",
                                                   "qwen25-math/math500",
                                                   "study/humaneval", "study/mbpp", "study/bfcl-simple",
+                                                  "bfcl/simple_python",
                                                   code.humaneval_completion_task([]).protocol}
     assert named == set(protocols.PROTOCOLS)
     for row in protocols.table():

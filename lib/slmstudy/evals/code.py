@@ -166,8 +166,10 @@ def mbpp_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10
 
 def build_tasks(P) -> list[Task]:
     """The tasks of notebook 05 (CodeParams): HumanEval and MBPP (seeded subsets; MBPP from the
-    paper's test range) and BFCL simple function calling, per language."""
+    paper's test range) and BFCL simple function calling, per language (the study's JSON
+    protocol; for Python also BFCL's own prompt, decoder and AST checker, task bfcl_ast_python)."""
     from .. import datasets as D
+    from .bfcl import bfcl_ast_task
     from .structured import bfcl_task
 
     lim = dict(timeout_s=P.sandbox_timeout_s, memory_mb=P.sandbox_memory_mb)
@@ -185,4 +187,6 @@ def build_tasks(P) -> list[Task]:
             items = D.seeded_subset(D.load_bfcl(lang, P.data_dir), P.bfcl_n, P.seed)
             tasks.append(bfcl_task(items, max_tokens=P.bfcl_max_tokens,
                                    name=f"bfcl_simple_{lang}"))
+            if lang == "python":
+                tasks.append(bfcl_ast_task(items, max_tokens=P.bfcl_max_tokens))
     return tasks

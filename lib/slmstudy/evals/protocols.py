@@ -144,9 +144,26 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in [
         extraction="as study/humaneval, sanitized with the task's entry point",
         metric="pass@1 (greedy) on the task's asserts, run to the end"),
     Protocol(
+        id="bfcl/simple_python", benchmark="bfcl",
+        reference="BFCL v4 (ShishirPatil/gorilla 6ea5797, bfcl_eval/), prompting mode as its OSS "
+                  "handler runs local models; Python only (Java/JavaScript need its tree-sitter "
+                  "parsers and type converters: not reproduced)",
+        shots="0",
+        template="the model's chat template; BFCL's default system prompt (classic style, "
+                 "plaintext, Python call format, function docs as JSON with the Python 3 hint)",
+        stop="the model's end-of-generation tokens",
+        max_tokens="params bfcl_max_tokens (128; BFCL allows up to 4096)",
+        extraction="BFCL's decoder: strip backticks, wrap in [...], parse as a Python list of "
+                   "calls (arithmetic BinOps on literals computed, never eval'd); not a list of "
+                   "calls = format failure",
+        metric="BFCL's ast_checker, simple category: one call, the exact name, required and "
+               "unexpected parameters, its type check (int for float), standardized strings, "
+               "lists, dicts; omitted parameters need \"\" among the possible answers"),
+    Protocol(
         id="study/bfcl-simple", benchmark="bfcl",
-        reference="not BFCL's own prompt and AST checker yet: a JSON answer format and a checker "
-                  "of the study's (see issue #12); per language, not yet the mean of three",
+        reference="the study's JSON variant (not BFCL's prompt or checker): a JSON answer format "
+                  "and a checker of the study's, every language; BFCL's own protocol is "
+                  "bfcl/simple_python (Python)",
         shots="0", template="the model's chat template; the function schema and the question",
         stop="the model's end-of-generation tokens", max_tokens="params bfcl_max_tokens (128)",
         extraction="the first JSON object with name and arguments",
