@@ -601,19 +601,27 @@ def section_summary(records: list[dict], params: dict, *, extra: dict | None = N
                   verdicts=list(VERDICTS), params=params, **extra)
 
 
-def model_comparison_table(records: list[dict]):
-    """:func:`model_comparison` as a DataFrame with the difference as "x [lo, hi]" (a sentence
-    when no two models scored the same items)."""
+def _paired_table(rows: list[dict], columns: list[str], empty: str):
+    """Paired rows as a DataFrame with the difference as "x [lo, hi]" (`empty` when none)."""
     import pandas as pd
 
-    rows = model_comparison(records)
     if not rows:
-        return "no two models scored the same items under the same protocol"
+        return empty
     df = pd.DataFrame(rows)
     df["a − b [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                             for d, lo, hi in zip(df.accuracy_diff, df.diff_ci_low, df.diff_ci_high)]
-    return df[["task", "mode", "a", "b", "n", "a_accuracy", "b_accuracy", "only_a_correct",
-               "only_b_correct", "mcnemar_p", "a − b [95% CI]"]].round(3)
+    return df[columns + ["a − b [95% CI]"]].round(3)
+
+
+_PAIR_COLUMNS = ["task", "mode", "a", "b", "n", "a_accuracy", "b_accuracy", "only_a_correct",
+                 "only_b_correct", "mcnemar_p"]
+
+
+def model_comparison_table(records: list[dict]):
+    """:func:`model_comparison` as a DataFrame (a sentence when no two models scored the same
+    items)."""
+    return _paired_table(model_comparison(records), _PAIR_COLUMNS,
+                         "no two models scored the same items under the same protocol")
 
 
 def _paired(records: list[dict], same_model: bool) -> list[dict]:
@@ -673,13 +681,5 @@ def engine_parity(records: list[dict]) -> list[dict]:
 
 def engine_parity_table(records: list[dict]):
     """:func:`engine_parity` as a DataFrame (a sentence when no model ran on two engines)."""
-    import pandas as pd
-
-    rows = engine_parity(records)
-    if not rows:
-        return "no model scored the same items on two engines under the same protocol"
-    df = pd.DataFrame(rows)
-    df["a − b [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-                            for d, lo, hi in zip(df.accuracy_diff, df.diff_ci_low, df.diff_ci_high)]
-    return df[["task", "mode", "a", "b", "n", "same_answer_rate", "a_accuracy", "b_accuracy",
-               "only_a_correct", "only_b_correct", "mcnemar_p", "a − b [95% CI]"]].round(3)
+    return _paired_table(engine_parity(records), _PAIR_COLUMNS[:5] + ["same_answer_rate"] + _PAIR_COLUMNS[5:],
+                         "no model scored the same items on two engines under the same protocol")
