@@ -224,13 +224,8 @@ def section_peer(tasks, records: list[dict], folder: str | Path, hf_dir: str | P
     key = hashlib.sha256(json.dumps(
         [[t.name, t.config_id, [s.id for s in t.samples]] for t in mc] + [str(hf_dir), num_fewshot],
         sort_keys=True).encode()).hexdigest()[:16]
-    cache = folder / "peer_lmeval.json"
-    peer: dict = {}
-    if cache.is_file():
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            peer = saved["peer"]
-    if not peer and mc:
+
+    def compute() -> dict:
         work = folder / "peer_lmeval_tasks"
         task_ids: dict[str, list[str]] = {}
         for t in mc:
@@ -238,11 +233,9 @@ def section_peer(tasks, records: list[dict], folder: str | Path, hf_dir: str | P
             dev = [d for s in t.samples for d in s.data["shots"]]
             dev = list({d["id"]: d for d in dev}.values())  # one copy per dev item, file order kept
             task_ids.update(write_tasks(work, t.name, items, dev))
-        peer = run(hf_dir, work, task_ids, num_fewshot=num_fewshot)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "lm_eval": lmeval_version(), "peer": peer},
-                                  ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, cache)
+        return run(hf_dir, work, task_ids, num_fewshot=num_fewshot)
+
+    peer = _cached(folder, "peer_lmeval.json", key, compute) if mc else {}
     names = {t.name for t in mc}
     records = [r for r in records if r.get("model") == model]
     by_target, differ = [], []
