@@ -37,10 +37,10 @@ import ast
 import copy
 import json
 import operator
-import re
 from typing import Any
 
 from .runner import Sample, Score, Task
+from .structured import standardize_string  # BFCL's ast_checker.standardize_string
 
 #: bfcl_eval/constants/default_prompts.py, style "classic", plaintext template, Python calls
 _PERSONA = "You are an expert in composing functions."
@@ -180,11 +180,6 @@ def is_function_call_list(decoded: Any) -> bool:
 _PY_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list,
              "tuple": list, "dict": dict, "any": str}
 _NESTED = ("array", "tuple")
-
-
-def standardize_string(s: str) -> str:
-    """ast_checker.standardize_string: spaces and `,./-_*^` removed, lower case, ' → "."""
-    return re.sub(r"[ \,\.\/\-\_\*\^]", "", s).lower().replace("'", '"')
 
 
 def _answer_type(possible: list):

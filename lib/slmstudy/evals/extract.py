@@ -241,7 +241,9 @@ def last_boxed(text: str | None) -> str | None:
 
 def _brace_content(after: str) -> str:
     """What Qwen2.5-Math's parser keeps after the last "boxed": the balanced `{...}` content
-    (an unclosed box keeps what is there), or, with no brace, the text up to the next "$"."""
+    (an unclosed box keeps what is there), or, with no brace, the text up to the next "$".
+    Not :func:`_balanced_braces`: Qwen's loop counts escaped braces (`\\{`) too and keeps an
+    unclosed box, and the reading must be Qwen's."""
     if not after:
         return ""
     if after[0] != "{":
