@@ -6,7 +6,7 @@ STAMP := $(VENV)/.slmstudy-installed
 GRADIO_STAMP := .venv-gradio/.slmstudy-gradio-6.31.0-pw1.65.2
 PARAMS ?= default
 
-.PHONY: setup study test test-fast lock clean-cache models report screenshot webui gradio
+.PHONY: setup study test test-fast lock clean-cache models report screenshot lab webui gradio
 
 setup: $(STAMP) $(GRADIO_STAMP)
 
@@ -28,17 +28,23 @@ $(GRADIO_STAMP): scripts/setup_gradio.sh
 models: setup
 	$(PY) -m slmstudy.cli prepare
 
-## study: run every notebook with params/$(PARAMS)/ and write build/report/index.html
+## study: run every notebook with params/$(PARAMS)/, build the book build/book/<run id>/html/index.html
+##        and read it in headless Chromium (problems listed, screenshots in build/book/<run id>/screenshots/)
 study: setup
 	$(PY) -m slmstudy.cli run --params $(PARAMS)
 
-## report: re-render build/report/ from the executed notebooks of a run
+## report: rebuild the book from the executed notebooks of a run (RUN_ID, default the scenario's)
 report: setup
 	$(PY) -m slmstudy.cli report --run-id $(or $(RUN_ID),$(PARAMS))
 
-## screenshot: headless Chromium screenshots of the report (build/screenshots/)
+## screenshot: read the built book in headless Chromium again; a PNG of every page
 screenshot: setup
-	$(PY) -m slmstudy.cli screenshot
+	$(PY) -m slmstudy.cli screenshot --run-id $(or $(RUN_ID),$(PARAMS))
+
+## lab: JupyterLab on the notebooks with the scenario's parameters: PARAMS=default opens the paired
+##      notebooks/ (.ipynb ⇄ .py); another scenario opens copies with its parameters injected
+lab: setup
+	$(PY) -m slmstudy.cli lab --params $(PARAMS)
 
 ## test: the whole test suite (unit + engines on the embedded model + notebooks with smoke params)
 test: setup

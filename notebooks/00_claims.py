@@ -29,7 +29,6 @@
 # Rules and tolerances: `slmstudy/claims/` (`vocabulary.py` holds every tolerance).
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -97,9 +96,8 @@ scorecard = pd.DataFrame(ledger.counts_by_article(claims, verdicts, command_rows
 fig = ledger.verdicts_figure(scorecard)
 fig.axes[0].set_title("Scorecard: the claims and command lines of each seed article")
 fig.axes[0].set_xlabel("claims and command lines")
-plotting.save(fig, "00_claims_verdicts",
+plotting.show(fig, "00_claims_verdicts",
               caption="Verdict counts per seed article, its command lines run as written included")
-plt.show()
 
 # %% [markdown]
 # ## What the measurements decided

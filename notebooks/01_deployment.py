@@ -24,9 +24,8 @@
 # %%
 import json
 
-import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 from slmstudy import commands, deployment, gradio_chat, plotting
 from slmstudy import webui as openwebui  # `webui` is the parameter
@@ -97,8 +96,7 @@ table.round(2)
 
 # %%
 fig = deployment.load_figure(table)
-plotting.save(fig, "01_deployment_load_memory", caption="Size vs load time; memory per engine")
-plt.show()
+plotting.show(fig, "01_deployment_load_memory", caption="Size vs load time; memory per engine")
 
 # %% [markdown]
 # ## The OpenAI-compatible servers: start-up and features
@@ -188,10 +186,8 @@ if P.webui:
 if P.webui:
     fig = openwebui.compose_screenshots([r["screenshot"] for r in W["browser"]],
                                     [f"{r['lang']}: {r['question']}" for r in W["browser"]])
-    png = plotting.save(fig, "01_webui_chat", caption="Open WebUI chat page in headless Chromium, "
+    png = plotting.show(fig, "01_webui_chat", caption="Open WebUI chat page in headless Chromium, "
                         "one Chinese and one English question, answered by the embedded model")
-    plt.close(fig)
-    display(Image(filename=str(png)))
 
 # %% [markdown]
 # ### The articles' statements about this stack, checked
@@ -253,10 +249,8 @@ if P.gradio:
     shots = [r for r in G["records"] if r["path"] == "browser" and not r["warmup"]][:2]
     fig = openwebui.compose_screenshots([r["screenshot"] for r in shots],
                                         [f"{r['lang']}: {r['question']}" for r in shots])
-    png = plotting.save(fig, "01_gradio_chat", caption="The study's Gradio chat page in headless "
+    png = plotting.show(fig, "01_gradio_chat", caption="The study's Gradio chat page in headless "
                         "Chromium, answered by the embedded model through the study's engine")
-    plt.close(fig)
-    display(Image(filename=str(png)))
 
 # %% [markdown]
 # ### Article 003's statements about this deployment, checked

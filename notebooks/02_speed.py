@@ -142,12 +142,9 @@ summary[cols].round(4)
 # Python, sampling, attention over the 512-token context).
 
 # %%
-import matplotlib.pyplot as plt
-
 fig = speed.roofline_figure(rows, bw["bandwidth_bytes_s"],
                             f"This run: decode vs roofline ({bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s)")
-plotting.save(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roofline")
-plt.show()
+plotting.show(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roofline")
 
 # %% [markdown]
 # ### Concurrency: aggregate throughput and per-request speed
@@ -155,8 +152,7 @@ plt.show()
 
 # %%
 fig = speed.concurrency_figure(rows)
-plotting.save(fig, "02_speed_concurrency", caption="Throughput vs concurrency")
-plt.show()
+plotting.show(fig, "02_speed_concurrency", caption="Throughput vs concurrency")
 
 # %% [markdown]
 # ## Validation against the engine's own clock (llama.cpp perf counters)

@@ -80,7 +80,7 @@ display(pd.DataFrame([{"task": t.name, "mode": t.mode, "protocol": t.protocol, "
                        "max_tokens": t.max_tokens, "config": t.config_id} for t in tasks]))
 
 # %% [markdown]
-# ### The protocols, as written down in `slmstudy.evals.protocols`
+# ## The protocols, as written down in `slmstudy.evals.protocols`
 # Each record carries its protocol id (`config.protocol`); a score is only comparable with a
 # published one made under the same protocol.
 
@@ -126,12 +126,9 @@ views.table(rows)
 # scoring of the same items lie apart.
 
 # %%
-import matplotlib.pyplot as plt
-
 fig = views.accuracy_figure(rows, title="Chinese quality (greedy; Wilson 95% CI)",
                             chance={"cmmlu": 0.25, "ceval": 0.25})
-plotting.save(fig, "03_chinese_accuracy", caption="Accuracy with 95% CI per task, target, mode")
-plt.show()
+plotting.show(fig, "03_chinese_accuracy", caption="Accuracy with 95% CI per task, target, mode")
 
 # %% [markdown]
 # ## A peer no one here wrote: lm-evaluation-harness on the same items

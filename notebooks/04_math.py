@@ -113,8 +113,6 @@ views.table(rows, extra=["flexible_accuracy", "flexible_ci_low", "flexible_ci_hi
 # decides.
 
 # %%
-import matplotlib.pyplot as plt
-
 fig_rows = [{**r, "mode": "strict" if r["task"].startswith("gsm8k") else "Qwen2.5-Math reading"}
             for r in rows]
 for r in rows:
@@ -124,9 +122,8 @@ for r in rows:
                              "ci_low": r[f"{name}_ci_low"], "ci_high": r[f"{name}_ci_high"],
                              "format_failure_rate": r[f"{name}_format_failure"] / r["n"]})
 fig = views.accuracy_figure(fig_rows, title="Math accuracy (greedy; Wilson 95% CI)")
-plotting.save(fig, "04_math_accuracy", caption="GSM8K (lm-eval gsm8k, gsm8k_cot, chat) strict/"
+plotting.show(fig, "04_math_accuracy", caption="GSM8K (lm-eval gsm8k, gsm8k_cot, chat) strict/"
               "flexible and MATH-500 (Qwen2.5-Math reading / box only) accuracy")
-plt.show()
 
 # %% [markdown]
 # ### Figure: MATH-500 by difficulty level
@@ -139,8 +136,7 @@ level_rows = runner.summarize(math_records, by=("target", "meta.level"))
 if level_rows:
     fig = views.by_group_figure(level_rows, group="level", title="MATH-500 accuracy by level",
                                 xlabel="MATH level (1 = easiest)")
-    plotting.save(fig, "04_math_by_level", caption="MATH-500 accuracy by level, 95% CI")
-    plt.show()
+    plotting.show(fig, "04_math_by_level", caption="MATH-500 accuracy by level, 95% CI")
 views.table(level_rows, columns=["target", "level", "n", "correct", "wrong", "format_failure",
                                  "accuracy", "ci_low", "ci_high"])
 

@@ -104,11 +104,8 @@ views.table(rows, extra=["json_valid_accuracy", "schema_valid_accuracy"])
 # ×: format-failure rate (no compilable code, or no JSON function call).
 
 # %%
-import matplotlib.pyplot as plt
-
 fig = views.accuracy_figure(rows, title="Code and function calling (greedy; Wilson 95% CI)")
-plotting.save(fig, "05_code_accuracy", caption="pass@1 and BFCL call accuracy with 95% CI")
-plt.show()
+plotting.show(fig, "05_code_accuracy", caption="pass@1 and BFCL call accuracy with 95% CI")
 
 # %% [markdown]
 # ## What happened to the programs

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from slmstudy import claims as C
-from slmstudy import report
+from slmstudy import execute
 from slmstudy.claims import ledger, measured, scaling
 from slmstudy.paths import REPO_ROOT
 
@@ -132,7 +132,7 @@ def test_every_claim_sits_in_a_listed_section_whose_title_the_article_prints():
 
 def test_the_conclusion_runs_after_the_sections():
     names = ["00_claims", "01_deployment", "02_speed", "05_code"]
-    assert sorted(names, key=report.execution_rank) == ["01_deployment", "02_speed", "05_code", "00_claims"]
+    assert sorted(names, key=execute.execution_rank) == ["01_deployment", "02_speed", "05_code", "00_claims"]
 
 
 def test_command_records_of_a_run_become_verdicts_with_their_error(tmp_path):

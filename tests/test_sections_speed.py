@@ -123,8 +123,18 @@ def test_deployment_results(smoke_run):
     assert paths["browser"]["over_engine_ms"] > 0 and g["stack"]["pids_left"] == []
 
 
-def test_report_pages_exist(smoke_run):
-    report = smoke_run.parent.parent / "report"
-    assert (report / "index.html").is_file()
-    html = (report / "index.html").read_text()
-    assert "01_deployment" in html and "02_speed" in html
+def test_the_book_of_the_run_reads_cleanly_in_the_browser(smoke_run):
+    """`slmstudy run` built the book of notebooks 01 and 02 and read every page in Chromium: the
+    real pages (vLLM's and llama.cpp's logs, tqdm bars, every figure) come out clean."""
+    book = smoke_run.parent.parent / "book" / "ci-smoke"
+    report = json.loads((book / "browser.json").read_text())
+    assert report["problems"] == []
+    pages = {p["page"]: p for p in report["pages"]}
+    assert {"index.html", "sections/01_deployment.html", "sections/02_speed.html"} <= set(pages)
+    made = json.loads((book / "book.json").read_text())
+    assert "sections/02_speed" in made["pages"]
+    speed = pages["sections/02_speed.html"]
+    assert len(speed["images"]) >= 2 and all(i["captioned"] and i["loaded"] for i in speed["images"])
+    log = book / "src" / "logs" / "02_speed.stderr.log"
+    assert log.is_file() and log.stat().st_size > 0  # the engines' logs went there, not to the page
+    assert (book / "screenshots" / "sections__02_speed.png").is_file()

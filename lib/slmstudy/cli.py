@@ -2,9 +2,12 @@
 
     slmstudy prepare                      derive the embedded model's artifacts into the cache
     slmstudy run --params smoke           execute every notebook that has params/smoke/<nb>.yaml,
-                                          then write build/report/index.html
-    slmstudy report --run-id smoke        re-render the report from build/executed/smoke/
-    slmstudy screenshot                   PNGs of the report index and one section page
+                                          then build the book build/book/smoke/html/index.html
+                                          and read it in headless Chromium
+    slmstudy report --run-id smoke        rebuild the book from build/executed/smoke/
+    slmstudy screenshot --run-id smoke    read the built book in Chromium again: its problems,
+                                          a PNG of every page (build/book/smoke/screenshots/)
+    slmstudy lab --params smoke           JupyterLab on the notebooks with that scenario's parameters
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import report
+from . import execute
 
 
 def _say(msg: str) -> None:
@@ -22,7 +25,7 @@ def _say(msg: str) -> None:
 
 
 def _scenarios() -> list[str]:
-    root = report.PARAMS_DIR
+    root = execute.PARAMS_DIR
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
@@ -42,7 +45,7 @@ def _default_run_id(names: list[str], scenario: str) -> str:
 
     ids = set()
     for n in names:
-        raw = yaml.safe_load(report.params_path(n, scenario).read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(execute.params_path(n, scenario).read_text(encoding="utf-8")) or {}
         if isinstance(raw, dict) and raw.get("run_id"):
             ids.add(str(raw["run_id"]))
     if len(ids) == 1:
@@ -56,11 +59,11 @@ def cmd_run(args) -> int:
     from .provenance import provenance
 
     scenario = args.params
-    if not (report.PARAMS_DIR / scenario).is_dir():
-        _say(f"error: no parameter scenario {scenario!r} (folder {report.PARAMS_DIR / scenario}); "
+    if not (execute.PARAMS_DIR / scenario).is_dir():
+        _say(f"error: no parameter scenario {scenario!r} (folder {execute.PARAMS_DIR / scenario}); "
              f"available: {', '.join(_scenarios())}")
         return 2
-    available = report.available_notebooks()
+    available = execute.available_notebooks()
     if args.notebooks:
         wanted = [n.strip() for n in args.notebooks.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in available]
@@ -72,7 +75,7 @@ def cmd_run(args) -> int:
         selected = available
     to_run = []
     for n in selected:
-        if report.params_path(n, scenario).is_file():
+        if execute.params_path(n, scenario).is_file():
             to_run.append(n)
         else:
             _say(f"skip {n}: no params/{scenario}/{n}.yaml")
@@ -81,8 +84,8 @@ def cmd_run(args) -> int:
         return 2
     run_id = args.run_id or _default_run_id(to_run, scenario)
     if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
-        os.environ["SLMSTUDY_RUNS"] = str(report.build_dir() / "runs")  # kernels inherit it
-    out_dir = report.executed_dir(run_id)
+        os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")  # kernels inherit it
+    out_dir = execute.executed_dir(run_id)
     _say(f"run {run_id!r}: scenario {scenario}, notebooks {', '.join(to_run) or '(none)'} → {out_dir}")
 
     prov = provenance({"scenario": scenario, "run_id": run_id})
@@ -96,59 +99,124 @@ def cmd_run(args) -> int:
             extra["prepare_error"] = f"{type(exc).__name__}: {exc}"
             _say(f"artifact preparation FAILED: {extra['prepare_error']}")
 
-    statuses = [report.NotebookStatus(name=n, status=report.SKIPPED, run_id=run_id, scenario=scenario,
+    statuses = [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
                                       error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
     # the claims ledger (00) is the study's conclusion: it judges by what the sections measured,
     # so it runs after them
-    for n in sorted(to_run, key=report.execution_rank):
+    for n in sorted(to_run, key=execute.execution_rank):
         _say(f"── {n}")
-        st = report.execute_notebook(n, scenario, run_id, out_dir, timeout_per_cell=args.cell_timeout,
+        st = execute.execute_notebook(n, scenario, run_id, out_dir, timeout_per_cell=args.cell_timeout,
                                      progress_bar=not args.quiet)
         statuses.append(st)
         _say(f"   {st.status}" + (f" in {st.duration_s:.1f} s" if st.duration_s is not None else "")
-             + (f": {st.error}" if st.status != report.OK and st.error else ""))
+             + (f": {st.error}" if st.status != execute.OK and st.error else ""))
         # written after every notebook: an interrupted study still leaves a readable record
-        report.write_run_record(run_id, scenario, statuses, prov, extra)
+        execute.write_run_record(run_id, scenario, statuses, prov, extra)
     statuses.sort(key=lambda s: s.name)
-    report.write_run_record(run_id, scenario, statuses, prov, extra)
-    index = report.build_report(run_id, statuses, scenario=scenario)
-    failed = [s.name for s in statuses if s.status == report.FAILED]
-    _say(f"report: {index}")
+    execute.write_run_record(run_id, scenario, statuses, prov, extra)
+    _publish(run_id, check=not args.no_browser)
+    failed = [s.name for s in statuses if s.status == execute.FAILED]
     if failed or extra.get("prepare_error"):
         _say(f"FAILED: {', '.join(failed) or 'artifact preparation'}")
         return 1
     return 0
 
 
+def _say_problems(problems: list[str], where: Path) -> None:
+    if problems:
+        _say(f"WARNING: the browser found {len(problems)} problem(s) a reader would meet ({where}):")
+        for p in problems[:20]:
+            _say(f"  - {p}")
+    else:
+        _say("browser: every page read cleanly (heights, images, captions, no stderr, CJK glyphs, "
+             "links, no request leaving the machine)")
+
+
+def _publish(run_id: str, check: bool = True) -> int:
+    from . import book
+
+    try:
+        res, browser = book.publish(run_id, check=check)
+    except Exception as exc:  # noqa: BLE001 — the run's files stay; the message names the fix
+        _say(f"book FAILED: {type(exc).__name__}: {exc}")
+        return 1
+    _say(f"book: {res.index} ({len(res.pages)} pages, {res.seconds:.0f} s"
+         + (f", {len(res.warnings)} Sphinx warnings in {res.log}" if res.warnings else "") + ")")
+    if browser is not None:
+        _say_problems(browser.problems(), res.html_dir.parent / "browser.json")
+        _say(f"screenshots: {res.html_dir.parent / 'screenshots'}")
+    return 0
+
+
 def cmd_report(args) -> int:
     run_id = args.run_id
-    ex = report.executed_dir(run_id)
+    ex = execute.executed_dir(run_id)
     if not ex.is_dir():
         _say(f"error: no executed notebooks for run {run_id!r} at {ex}; run `slmstudy run --params <scenario>` first")
         return 2
-    index = report.build_report(run_id)
-    _say(f"report: {index}")
-    return 0
+    return _publish(run_id, check=not args.no_browser)
 
 
 def cmd_screenshot(args) -> int:
-    rdir = report.report_dir()
-    index = rdir / "index.html"
+    from . import book
+
+    root = book.book_dir(args.run_id)
+    index = root / "html" / "index.html"
     if not index.is_file():
-        _say(f"error: no report at {index}; run `slmstudy run --params <scenario>` or `slmstudy report` first")
+        _say(f"error: no book at {index}; run `slmstudy run --params <scenario>` or "
+             f"`slmstudy report --run-id {args.run_id}` first")
         return 2
-    pages = sorted(p for p in rdir.glob("[0-9][0-9]_*.html"))
-    if args.section:
-        pages = [p for p in pages if p.stem == args.section]
-        if not pages:
-            _say(f"error: no section page {args.section}.html in {rdir}")
-            return 2
-    out = Path(args.out) if args.out else report.build_dir() / "screenshots"
-    targets = [index] + pages[:1]
-    for html_file in targets:
-        png = report.screenshot(html_file, out / f"{html_file.stem}.png", width=args.width, height=args.height)
-        _say(f"screenshot: {png}")
-    return 0
+    out = Path(args.out) if args.out else root / "screenshots"
+    rep = book.check_book(index.parent, screenshots=out, width=args.width, via=args.via)
+    for p in rep.pages:
+        _say(f"{p.page}: {p.height} px · {p.screenshot}")
+    _say_problems(rep.problems(), out)
+    return 1 if rep.problems() else 0
+
+
+def prepare_lab(scenario: str, out_dir: Path) -> list[Path]:
+    """papermill's prepare-only: each notebook with params/<scenario>/<nb>.yaml injected as its
+    `injected-parameters` cell, not executed, in out_dir (the paired notebooks/ stay as they are)."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for n in execute.available_notebooks():
+        if not execute.params_path(n, scenario).is_file():
+            continue
+        params = execute.read_params(n, scenario, run_id=f"lab-{scenario}")
+        out = out_dir / f"{n}.ipynb"
+        pm.execute_notebook(str(execute.NOTEBOOKS_DIR / f"{n}.ipynb"), str(out), parameters=params,
+                            prepare_only=True, kernel_name="python3", progress_bar=False)
+        made.append(out)
+    return made
+
+
+def cmd_lab(args) -> int:
+    import shutil
+    import subprocess
+
+    scenario = args.params
+    if not (execute.PARAMS_DIR / scenario).is_dir():
+        _say(f"error: no parameter scenario {scenario!r}; available: {', '.join(_scenarios())}")
+        return 2
+    if scenario == "default":
+        root = execute.NOTEBOOKS_DIR  # the parameter cells' defaults are the default scenario
+        _say(f"JupyterLab on {root}: the paired notebooks (edits to .ipynb are written to .py too)")
+    else:
+        root = execute.build_dir() / "lab" / scenario
+        made = prepare_lab(scenario, root)
+        _say(f"JupyterLab on {root}: {len(made)} notebooks with params/{scenario}/ injected "
+             f"(results go to build/runs/lab-{scenario}/; edit the paired notebooks/*.py to change the study)")
+    exe = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if exe is None:
+        _say("error: jupyter not found in the study's environment; run `make setup`")
+        return 2
+    cmd = [exe, "lab", f"--ServerApp.root_dir={root}", "--no-browser", f"--port={args.port}"]
+    if args.dry_run:
+        _say("would run: " + " ".join(cmd))
+        return 0
+    return subprocess.call(cmd, cwd=str(execute.REPO_ROOT))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,19 +235,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-prepare", action="store_true",
                    help="do not derive the embedded model's artifacts first (notebooks that need no model)")
     r.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    r.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
 
-    rp = sub.add_parser("report", help="re-render the report from build/executed/<run-id>/")
+    rp = sub.add_parser("report", help="rebuild the book from build/executed/<run-id>/")
     rp.add_argument("--run-id", required=True)
+    rp.add_argument("--no-browser", action="store_true", help="do not read the book in Chromium")
 
-    s = sub.add_parser("screenshot", help="PNG screenshots of the report with headless chromium")
-    s.add_argument("--section", help="which section page (default: the first)")
-    s.add_argument("--out", help="folder for the PNGs (default: build/screenshots)")
+    s = sub.add_parser("screenshot", help="read the built book in headless Chromium; a PNG of every page")
+    s.add_argument("--run-id", required=True)
+    s.add_argument("--out", help="folder for the PNGs (default: build/book/<run-id>/screenshots)")
     s.add_argument("--width", type=int, default=1280)
-    s.add_argument("--height", type=int, default=1600)
+    s.add_argument("--via", choices=("http", "file"), default="http",
+                   help="serve the book on 127.0.0.1 (default) or open it from file://")
+    lb = sub.add_parser("lab", help="JupyterLab on the notebooks with a scenario's parameters")
+    lb.add_argument("--params", default="default", metavar="SCENARIO")
+    lb.add_argument("--port", type=int, default=8888)
+    lb.add_argument("--dry-run", action="store_true", help="prepare the notebooks, print the command, start nothing")
     return p
 
 
-COMMANDS = {"prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "screenshot": cmd_screenshot}
+COMMANDS = {"prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "screenshot": cmd_screenshot,
+            "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,3 +49,23 @@ def save(fig, name: str, folder: Path | None = None, caption: str | None = None)
     if caption:
         (folder / f"{name}.txt").write_text(caption, encoding="utf-8")
     return png
+
+
+def show(fig, name: str, caption: str, folder: Path | None = None) -> Path:
+    """Save `fig` (see save) and display that PNG with its caption in the output's metadata
+    (`{"slmstudy": {"caption", "name"}}`), which the book turns into a numbered, captioned figure
+    (slmstudy.book.clean); the figure is then closed so the inline backend does not show it twice.
+    Outside IPython it only saves. Returns the PNG path."""
+    if not caption or not caption.strip():
+        raise ValueError(f"figure {name!r} has no caption: every figure in the report is captioned; "
+                         "pass caption='what the reader sees'")
+    png = save(fig, name, folder=folder, caption=caption)
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover - IPython ships with the study's environment
+        return png
+    if get_ipython() is not None:
+        display(Image(filename=str(png)), metadata={"slmstudy": {"caption": caption, "name": name}})
+    return png

@@ -1,6 +1,6 @@
 """Tables and figures of the quality sections (notebooks call these; they only display).
 
-Figures go through :func:`slmstudy.plotting.save` (one style, CJK font, figures/ folder).
+Figures go through :func:`slmstudy.plotting.show` (one style, CJK font, figures/ folder).
 """
 
 from __future__ import annotations

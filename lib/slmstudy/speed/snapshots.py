@@ -36,7 +36,6 @@ def views() -> list[dict]:
 def show(snapshot_claims: dict[str, list[dict]]) -> None:
     """Display every snapshot (tables, figures saved with captions, profile, scaled claims);
     `snapshot_claims` is the speed summary's block of the same name."""
-    import matplotlib.pyplot as plt
     import pandas as pd
     from IPython.display import Markdown, display
 
@@ -48,18 +47,15 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
         rows = pd.DataFrame(snap["rows"])
         display(rows[rows.concurrency == 1][BATCH1_COLUMNS].round(4))
         fig = roofline_figure(snap["rows"], bw, f"{name} ({gpu}): decode vs roofline")
-        plotting.save(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
-        plt.show()
+        plotting.show(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
         if rows.concurrency.max() > 1:
             fig = concurrency_figure(snap["rows"], f"{name} ({gpu}): concurrency")
-            plotting.save(fig, f"02_speed_concurrency_{name}", caption=f"{name}: throughput vs concurrency")
-            plt.show()
+            plotting.show(fig, f"02_speed_concurrency_{name}", caption=f"{name}: throughput vs concurrency")
         if snap["profile"]:
             display(Markdown(PROFILE_INTRO))
             display(pd.DataFrame(profiling.breakdown_rows(snap["profile"])).drop(columns="_bars").round(3))
             fig = profiling.breakdown_figure(snap["profile"], f"{name} ({gpu}): where a decode step goes")
-            plotting.save(fig, f"02_speed_breakdown_{name}", caption=f"{name}: decode step breakdown")
-            plt.show()
+            plotting.show(fig, f"02_speed_breakdown_{name}", caption=f"{name}: decode step breakdown")
             display(Markdown(profiling.findings(snap["profile"])))
         show_gpu_extras(snap)
         _show_claims(snapshot_claims.get(f"snapshot {name}") or [], f"snapshot `{name}`")
@@ -81,7 +77,6 @@ ENERGY_ACROSS_COLUMNS = ["snapshot", "target", "concurrency", "tok_s", "j_per_to
 
 
 def _show_energy_across(snaps: list[dict]) -> None:
-    import matplotlib.pyplot as plt
     import pandas as pd
     from IPython.display import Markdown, display
 
@@ -92,10 +87,9 @@ def _show_energy_across(snaps: list[dict]) -> None:
         return
     display(Markdown(ENERGY_ACROSS_INTRO))
     fig = energy_speed_figure(rows)
-    plotting.save(fig, "02_speed_energy_across_snapshots",
+    plotting.show(fig, "02_speed_energy_across_snapshots",
                   caption="Joules per output token against decode rate, batch 1, every snapshot with "
                           "NVML energy")
-    plt.show()
     table = pd.DataFrame([r for r in rows if r["concurrency"] == 1])[ENERGY_ACROSS_COLUMNS]
     display(table.sort_values("j_per_token").round(3))
 
@@ -125,7 +119,6 @@ def profiles_side_by_side(snaps: list[dict]) -> list[dict]:
 
 
 def _show_profiles_side_by_side(snaps: list[dict]) -> None:
-    import matplotlib.pyplot as plt
     import pandas as pd
     from IPython.display import Markdown, display
 
@@ -141,9 +134,8 @@ def _show_profiles_side_by_side(snaps: list[dict]) -> None:
     table.insert(1, "snapshot", [r["snapshot"] for r in both])
     display(table[[c for c in SIDE_BY_SIDE_COLUMNS if c in table]].round(3))
     fig = profiling.breakdown_figure(both, "Where a decode step goes, GPU against GPU")
-    plotting.save(fig, "02_speed_breakdown_side_by_side",
+    plotting.show(fig, "02_speed_breakdown_side_by_side",
                   caption="Decode-step breakdown of the targets profiled on more than one GPU")
-    plt.show()
 
 
 def _show_claims(scaled: list[dict], source: str) -> None:
@@ -169,7 +161,6 @@ GPU_EXTRAS_INTRO = (
 def show_gpu_extras(snap: dict) -> None:
     """The tables a GPU snapshot made by scripts/gpu/speed.sh adds (speed.gpu_snapshot), where
     it has them: clock agreement, `vllm bench latency`, energy and context figures."""
-    import matplotlib.pyplot as plt
     import pandas as pd
     from IPython.display import Markdown, display
 
@@ -186,12 +177,10 @@ def show_gpu_extras(snap: dict) -> None:
         if t[key]:
             display(pd.DataFrame(t[key])[[c for c in COLUMNS[key] if c in t[key][0]]].round(3))
     if t["energy"]:
-        plotting.save(energy_figure(t["energy"], f"{name}: joules per output token"), f"02_speed_energy_{name}",
+        plotting.show(energy_figure(t["energy"], f"{name}: joules per output token"), f"02_speed_energy_{name}",
                       caption=f"{name}: whole-board energy (NVML counter) per output token, by concurrency")
-        plt.show()
     if t["context"]:
         display(pd.DataFrame(t["context"])[[c for c in COLUMNS["context"] if c in t["context"][0]]].round(4))
-        plotting.save(context_figure(t["context"], f"{name}: TTFT and decode against prompt length"),
+        plotting.show(context_figure(t["context"], f"{name}: TTFT and decode against prompt length"),
                       f"02_speed_context_{name}",
                       caption=f"{name}: TTFT, decode tok/s and KV-cache size against prompt length")
-        plt.show()

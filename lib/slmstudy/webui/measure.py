@@ -100,7 +100,7 @@ def _api_record(g: Generation, path: str, lang: str, rep: int, log: dict) -> dic
 
 
 def compose_screenshots(paths: list[str], titles: list[str]):
-    """One figure with the browser screenshots stacked (for plotting.save)."""
+    """One figure with the browser screenshots stacked (for plotting.show)."""
     import matplotlib.pyplot as plt
 
     imgs = [plt.imread(p) for p in paths]
