@@ -14,6 +14,7 @@ refused here) and a fresh profile.
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import re
 import threading
@@ -127,13 +128,14 @@ class BookReport:
 # ------------------------------------------------------------------------------ links
 
 
-_ID = re.compile(r"""\bid\s*=\s*["']([^"']+)["']""")
-_HREF = re.compile(r"""<a\b[^>]*\bhref\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+_ID = re.compile(r"""\bid\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_HREF = re.compile(r"""<a\b[^>]*\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=512)
 def _ids(path: Path) -> frozenset[str]:
-    return frozenset(_ID.findall(path.read_text(encoding="utf-8", errors="replace")))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return frozenset(html.unescape(a or b) for a, b in _ID.findall(text))
 
 
 def broken_links(html_dir: Path, page: Path) -> list[str]:
@@ -141,8 +143,8 @@ def broken_links(html_dir: Path, page: Path) -> list[str]:
     not an id in the target page. External (http:, mailto:) links are not followed."""
     out = []
     text = page.read_text(encoding="utf-8", errors="replace")
-    for href in sorted(set(_HREF.findall(text))):
-        if not href or href.startswith(("http:", "https:", "mailto:", "javascript:", "data:")):
+    for href in sorted({html.unescape(a or b) for a, b in _HREF.findall(text)}):
+        if not href or href.startswith(("http:", "https:", "//", "mailto:", "javascript:", "data:")):
             continue
         parsed = urllib.parse.urlsplit(href)
         target = page if not parsed.path else (page.parent / urllib.parse.unquote(parsed.path)).resolve()
@@ -155,7 +157,8 @@ def broken_links(html_dir: Path, page: Path) -> list[str]:
             continue
         if not target.is_file():
             out.append(f"{href} (no file)")
-        elif parsed.fragment and target.suffix == ".html" and urllib.parse.unquote(parsed.fragment) not in _ids(target):
+        elif parsed.fragment and target.suffix == ".html" and not (
+                {parsed.fragment, urllib.parse.unquote(parsed.fragment)} & _ids(target)):
             out.append(f"{href} (no anchor #{parsed.fragment})")
     return out
 
