@@ -36,10 +36,10 @@ from slmstudy.results import SectionResults, write_provenance
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/02_speed/
 prompt_tokens = 512  # prompt length in tokens (the articles' setup)
-output_tokens = 64  # forced output length in tokens (EOS ignored)
+output_tokens = 32  # forced output length in tokens (EOS ignored)
 repetitions = 3  # timed repetitions per cell, after warm-up
 warmup = 1  # untimed warm-up requests per engine (full length)
-concurrency = [1, 2, 4, 8]  # in-process concurrent requests (one batch); targets may override
+concurrency = [1, 4]  # in-process concurrent requests (one batch); targets may override
 http_engines = ["llamacpp", "vllm"]  # engines also measured through their OpenAI server
 http_concurrency = [1, 4]  # concurrent HTTP streams
 bandwidth_bytes = 1073741824  # size of the bandwidth-test copy, bytes
@@ -48,14 +48,16 @@ vllm_bench = True  # validate our HTTP client against `vllm bench serve` on the 
 device = "cpu"  # cpu | cuda
 targets = [  # model × engine × format; replica: random weights in the real architecture
     {"model": "smollm2_135m", "engine": "transformers", "dtype": "float32", "concurrency": [1, 4]},
-    {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32"},
-    {"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1"},
-    {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4", "concurrency": [1, 2]},
-    {"model": "gemma3_270m", "engine": "llamacpp", "format": "Q4_K_M", "concurrency": [1]},
+    {"model": "smollm2_135m", "engine": "vllm", "dtype": "float32", "concurrency": [1, 4]},
+    {"model": "smollm2_135m", "engine": "llamacpp", "format": "Q4_1", "concurrency": [1]},
+    {"model": "smollm2_135m", "engine": "ortgenai", "format": "int4", "concurrency": [1]},
+    {"model": "smollm2_135m", "engine": "openvino", "format": "fp16", "concurrency": [1]},
+    {"model": "gemma3_270m", "engine": "llamacpp", "format": "Q4_K_M", "concurrency": [1]},  # second real model
+    {"model": "gemma3_270m", "engine": "transformers", "dtype": "float32", "concurrency": [1]},
     {"model": "qwen25_05b", "engine": "transformers", "dtype": "float32", "replica": True,
      "concurrency": [1]},
     {"model": "qwen25_05b", "engine": "llamacpp", "format": "Q4_K_M", "replica": True,
-     "concurrency": [1, 4]},
+     "concurrency": [1]},
 ]
 
 # %%

@@ -62,6 +62,7 @@ zh_max_tokens = 192  # generation budget for an own task, tokens
 targets = [  # model × engine; generate: the chat-gen protocol; loglik: lm-eval's " A"…" D" log-likelihood
     {"model": "smollm2_135m", "engine": "llamacpp", "generate": True, "loglik": True},
     {"model": "smollm2_135m", "engine": "transformers", "generate": False, "loglik": True},
+    {"model": "smollm2_135m", "engine": "openvino", "generate": False, "loglik": True},  # OpenVINO IR logits
     {"model": "gemma3_270m", "engine": "transformers", "generate": False, "loglik": True},  # base model
 ]
 

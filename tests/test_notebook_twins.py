@@ -35,3 +35,20 @@ def test_committed_clean_with_one_parameters_cell(ipynb):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert not any(c.get("outputs") or c.get("execution_count") for c in code), ipynb.name
     assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1
+
+
+def test_each_notebook_on_its_own_is_the_default_scenario():
+    """The parameter cell's defaults are params/default/<nb>.yaml: a notebook opened and run in
+    JupyterLab (`make lab`) computes what `make study` computes."""
+    import ast
+
+    import papermill as pm
+
+    from slmstudy import execute
+
+    for name in execute.available_notebooks():
+        defaults = pm.inspect_notebook(str(execute.NOTEBOOKS_DIR / f"{name}.ipynb"))
+        for key, value in execute.read_params(name, "default", "default").items():
+            assert key in defaults, f"{name}: params/default sets {key!r}, the parameter cell has no such name"
+            assert ast.literal_eval(defaults[key]["default"]) == value, \
+                f"{name}: parameter cell {key} = {defaults[key]['default']} but params/default/{name}.yaml: {value!r}"

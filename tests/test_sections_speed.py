@@ -138,3 +138,13 @@ def test_the_book_of_the_run_reads_cleanly_in_the_browser(smoke_run):
     log = book / "src" / "logs" / "02_speed.stderr.log"
     assert log.is_file() and log.stat().st_size > 0  # the engines' logs went there, not to the page
     assert (book / "screenshots" / "sections__02_speed.png").is_file()
+    # the front page's deployment and speed tables carry the sections' own numbers
+    from slmstudy.book.pages import interval, num
+
+    front = (book / "src" / "index.md").read_text()
+    dep = json.loads((smoke_run / "01_deployment" / "summary.json").read_text())
+    cold = next(r for r in dep["loads"] if r["engine"] == "llamacpp" and r["kind"] == "cold")
+    assert "| llamacpp | gguf | " in front and f"| {num(cold['load_s'])} | {num(cold['first_answer_s'])} |" in front
+    sp = json.loads((smoke_run / "02_speed" / "summary.json").read_text())
+    row = next(r for r in sp["rows"] if r["mode"] == "inproc" and r["concurrency"] == 1)
+    assert interval(row["decode_tok_s"], row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"]) in front

@@ -97,6 +97,33 @@ def speed_table(ctx: Context, src: Source) -> str:
     return head + body
 
 
+def deployment_table(ctx: Context, src: Source) -> str:
+    """Size on disk, cold start (a fresh process: import, load, first answer) and warm load per
+    engine, from the deployment section (notebook 01): what the articles' deployment tables list."""
+    d = src.sections.get("01_deployment") or {}
+    if not d.get("loads"):
+        return ""
+    model = (d.get("params") or {}).get("model", "—")
+    sizes = {r["engine"]: r for r in d.get("sizes") or []}
+    by = {}
+    for r in d["loads"]:
+        by.setdefault(r["engine"], {})[r["kind"]] = r
+    out = []
+    for engine in sorted(by):
+        cold, warm, sz = by[engine].get("cold", {}), by[engine].get("warm", {}), sizes.get(engine, {})
+        out.append([model, engine, sz.get("format", "—"), size(sz.get("size_bytes")), num(cold.get("import_s")),
+                    num(cold.get("load_s")), num(cold.get("first_answer_s")), num(warm.get("load_s")),
+                    size((cold.get("peak_rss_MB") or 0) * 1e6 or None), cold.get("n", "—")])
+    doc = ctx.doc("01_deployment")
+    rec = ctx.record_link(src, "01_deployment")
+    return (f"### Deployment: {src.name}\n\nCold start is a fresh process (import, load, first answer to "
+            f"one question); warm is a second load in the same process; medians of n. How: "
+            f"[the deployment section]({doc}); record: [01_deployment/summary.json]({rec}).\n\n"
+            if doc and rec else "### Deployment\n\n") + table(
+        ["model", "engine", "format", "size on disk", "import s", "cold load s", "first answer s", "warm load s",
+         "peak RSS (cold)", "n"], out)
+
+
 def quality_rows(src: Source) -> list[dict]:
     rows = []
     for sec in QUALITY_SECTIONS:
@@ -231,6 +258,9 @@ def index_page(ctx: Context, docs: list[str]) -> str:
               "prompt unless the section says otherwise; where an article states a speed for a "
               "configuration, its number, the speed this measurement predicts on the article's hardware "
               "and the verdict stand beside the row.", ""]
+    dep = deployment_table(ctx, ctx.run)
+    if dep:
+        lines += [dep, ""]
     for src in ctx.sources:
         t = speed_table(ctx, src)
         if t:
