@@ -32,6 +32,7 @@ from slmstudy import plotting, speed
 from slmstudy.params import validate
 from slmstudy.provenance import provenance
 from slmstudy.results import SectionResults, write_provenance
+from slmstudy.tables import with_intervals
 
 # %% tags=["parameters"]
 run_id = "default"  # results go to build/runs/<run_id>/02_speed/
@@ -135,7 +136,7 @@ cols = ["target", "mode", "concurrency", "ttft_s", "ttft_s_ci_low", "ttft_s_ci_h
         "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high", "itl_p50_s", "itl_p90_s",
         "itl_p99_s", "itl_per", "e2e_s", "chars_per_s", "aggregate_tok_s", "peak_rss_bytes",
         "roofline_fraction", "length_ok"]
-summary[cols].round(4)
+with_intervals(summary[cols])  # each median with its bootstrap 95% interval as "x [lo, hi]"
 
 # %% [markdown]
 # ### Batch-1 decode speed with 95% CIs, and the roofline

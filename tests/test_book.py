@@ -400,3 +400,22 @@ def test_lab_prepares_the_notebooks_with_the_scenarios_parameters(tmp_path, monk
     jupyter = Path(sys.executable).parent / "jupyter"
     version = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0 and version.stdout.strip().startswith("4."), version.stderr[-500:]
+
+
+def test_tables_print_each_estimate_with_its_interval_in_one_cell():
+    import pandas as pd
+
+    from slmstudy.tables import with_intervals
+
+    df = pd.DataFrame([{"task": "gsm8k", "n": 40, "accuracy": 0.25, "ci_low": 0.142, "ci_high": 0.403,
+                        "flexible_accuracy": 0.3, "flexible_ci_low": 0.18, "flexible_ci_high": 0.46,
+                        "decode_tok_s": 151.23, "decode_tok_s_ci_low": 150.1, "decode_tok_s_ci_high": 152.0,
+                        "ttft_s": float("nan")}])
+    out = with_intervals(df)
+    assert list(out.columns) == ["task", "n", "accuracy [95% CI]", "flexible_accuracy [95% CI]",
+                                 "decode_tok_s [95% CI]", "ttft_s"]
+    row = out.iloc[0]
+    assert row["accuracy [95% CI]"] == "0.25\u00a0[0.142,\u00a00.403]"
+    assert row["flexible_accuracy [95% CI]"] == "0.3\u00a0[0.18,\u00a00.46]"
+    assert row["decode_tok_s [95% CI]"] == "151\u00a0[150,\u00a0152]" and row["ttft_s"] == "—"
+    assert row["n"] == 40  # counts stay numbers

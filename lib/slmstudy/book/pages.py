@@ -5,41 +5,18 @@ the run (statuses, provenance, models and licences). The front page is slmstudy.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..paths import REPO_ROOT, runs_dir, shown
+from ..tables import interval, num  # noqa: F401 — the pages print numbers as the notebooks do
 
 VERDICT_CLASS = {"consistent": "verdict-consistent", "inconsistent": "verdict-inconsistent",
                  "physically impossible": "verdict-impossible", "not testable here": "verdict-untestable"}
 
 
 # ------------------------------------------------------------------------------ formatting
-
-
-def num(x: Any, digits: int = 3) -> str:
-    """A number as people read it: 3 significant digits (thousands kept whole), '—' for none."""
-    if x is None or isinstance(x, bool) or (isinstance(x, float) and not math.isfinite(x)):
-        return "—" if x is None or not isinstance(x, bool) else ("yes" if x else "no")
-    if not isinstance(x, (int, float)):
-        return str(x)
-    if x == 0:
-        return "0"
-    if abs(x) >= 10 ** digits:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
-
-
-def interval(mid: Any, lo: Any, hi: Any, scale: float = 1.0, digits: int = 3) -> str:
-    """'x [lo, hi]' (the issue's form for every estimate with an interval)."""
-    if mid is None:
-        return "—"
-    s = num(mid * scale, digits)
-    if lo is None or hi is None:
-        return s
-    return f"{s}\u00a0[{num(lo * scale, digits)},\u00a0{num(hi * scale, digits)}]"  # no-break: one line
 
 
 def size(n: Any) -> str:

@@ -16,12 +16,15 @@ TABLE_COLUMNS = ["task", "target", "mode", "n", "correct", "wrong", "format_fail
 
 
 def table(rows: list[dict], columns: list[str] | None = None, extra: list[str] = ()):
-    """Summary rows as a DataFrame with the usual columns first (missing ones left out)."""
+    """Summary rows as a DataFrame with the usual columns first (missing ones left out), each
+    estimate with its interval as one "x [lo, hi]" column (slmstudy.tables.with_intervals)."""
     import pandas as pd
+
+    from ..tables import with_intervals
 
     df = pd.DataFrame(rows)
     cols = [c for c in (columns or TABLE_COLUMNS) + list(extra) if c in df.columns]
-    return df[cols].round(3) if len(df) else df
+    return with_intervals(df[cols]) if len(df) else df
 
 
 def examples(records: list[dict], n: int = 5, chars: int = 240, verdict: str | None = None):

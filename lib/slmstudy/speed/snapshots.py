@@ -39,13 +39,14 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
     import pandas as pd
     from IPython.display import Markdown, display
 
+    from ..tables import with_intervals
     from .figures import concurrency_figure, roofline_figure
 
     for snap in views():
         name, gpu, bw = snap["name"], snap["device"], snap["bandwidth_bytes_s"]
         display(Markdown(f"### Snapshot `{name}` — {gpu}, measured bandwidth {bw / 1e9:.0f} GB/s"))
         rows = pd.DataFrame(snap["rows"])
-        display(rows[rows.concurrency == 1][BATCH1_COLUMNS].round(4))
+        display(with_intervals(rows[rows.concurrency == 1][BATCH1_COLUMNS]))
         fig = roofline_figure(snap["rows"], bw, f"{name} ({gpu}): decode vs roofline")
         plotting.show(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
         if rows.concurrency.max() > 1:
