@@ -186,8 +186,8 @@ if P.webui:
 if P.webui:
     fig = openwebui.compose_screenshots([r["screenshot"] for r in W["browser"]],
                                     [f"{r['lang']}: {r['question']}" for r in W["browser"]])
-    png = plotting.show(fig, "01_webui_chat", caption="Open WebUI chat page in headless Chromium, "
-                        "one Chinese and one English question, answered by the embedded model")
+    plotting.show(fig, "01_webui_chat", caption="Open WebUI chat page in headless Chromium, "
+                  "one Chinese and one English question, answered by the embedded model")
 
 # %% [markdown]
 # ### The articles' statements about this stack, checked
@@ -249,8 +249,8 @@ if P.gradio:
     shots = [r for r in G["records"] if r["path"] == "browser" and not r["warmup"]][:2]
     fig = openwebui.compose_screenshots([r["screenshot"] for r in shots],
                                         [f"{r['lang']}: {r['question']}" for r in shots])
-    png = plotting.show(fig, "01_gradio_chat", caption="The study's Gradio chat page in headless "
-                        "Chromium, answered by the embedded model through the study's engine")
+    plotting.show(fig, "01_gradio_chat", caption="The study's Gradio chat page in headless "
+                  "Chromium, answered by the embedded model through the study's engine")
 
 # %% [markdown]
 # ### Article 003's statements about this deployment, checked

@@ -51,11 +51,12 @@ def save(fig, name: str, folder: Path | None = None, caption: str | None = None)
     return png
 
 
-def show(fig, name: str, caption: str, folder: Path | None = None) -> Path:
+def show(fig, name: str, caption: str, folder: Path | None = None) -> None:
     """Save `fig` (see save) and display that PNG with its caption in the output's metadata
     (`{"slmstudy": {"caption", "name"}}`), which the book turns into a numbered, captioned figure
     (slmstudy.book.clean); the figure is then closed so the inline backend does not show it twice.
-    Outside IPython it only saves. Returns the PNG path."""
+    Outside IPython it only saves. Returns nothing, so a notebook cell that ends with it shows the
+    figure only (save() gives the path)."""
     if not caption or not caption.strip():
         raise ValueError(f"figure {name!r} has no caption: every figure in the report is captioned; "
                          "pass caption='what the reader sees'")
@@ -65,7 +66,6 @@ def show(fig, name: str, caption: str, folder: Path | None = None) -> Path:
         from IPython import get_ipython
         from IPython.display import Image, display
     except ImportError:  # pragma: no cover - IPython ships with the study's environment
-        return png
+        return
     if get_ipython() is not None:
         display(Image(filename=str(png)), metadata={"slmstudy": {"caption": caption, "name": name}})
-    return png

@@ -48,19 +48,20 @@ MARK = {"consistent": "✓", "inconsistent": "≠", "physically impossible": "�
 
 
 def _claims_cell(claims: list[dict]) -> str:
-    """The claims a row decides, as ids with a verdict mark (the table below the rows spells them out)."""
-    return ", ".join(f"{MARK.get(c['verdict'], '')} `{c['claim']}`" for c in claims) or "—"
+    """The claims a row decides, one verdict mark each (the table below the rows spells them out)."""
+    return " ".join(MARK.get(c["verdict"], "?") for c in claims) or "—"
 
 
 def _claims_table(claims: dict[str, list[dict]]) -> str:
     rows = []
     for target, cs in sorted(claims.items(), key=lambda kv: str(kv[0])):
         for c in cs:
-            rows.append([f"`{c['claim']}`", c.get("model") or "—", c.get("precision") or "—", c.get("hardware") or "—",
+            model, engine, fmt, _ = _split_target(str(target))
+            rows.append([f"`{c['claim']}`", c.get("precision") or "—", c.get("hardware") or "—",
                          f"{num(c.get('claimed_tok_s'))} tok/s", f"{num(c.get('expected_tok_s'))} tok/s",
-                         f"{num(c.get('roofline_tok_s'))} tok/s", verdict(c["verdict"]), f"`{target}`"])
-    return table(["claim", "model", "precision", "on", "claimed", "expected there", "roofline there", "verdict",
-                  "from row"], rows)
+                         f"{num(c.get('roofline_tok_s'))} tok/s", verdict(c["verdict"]), f"{model} · {engine} · {fmt}"])
+    return table(["claim", "precision", "on", "claimed", "expected there", "roofline there", "verdict",
+                  "from the row"], rows)
 
 
 def speed_table(ctx: Context, src: Source) -> str:
@@ -84,11 +85,14 @@ def speed_table(ctx: Context, src: Source) -> str:
     where = f"[the speed section]({doc})" if doc else "the speed section"
     rec = f"[{Path(record).parent.parent.name}/02_speed/summary.json]({record})" if record else "—"
     gbs = num(bw / 1e9) if bw else "—"
-    head = (f"### {src.name}\n\n{src.hardware}. Measured memory bandwidth {gbs} GB/s; batch 1, medians with "
-            f"bootstrap 95% intervals over {rows[0].get('n_requests', '?')} requests per row. How: {where}; "
-            f"record: {rec}.\n\n")
+    par = summary.get("params") or {}
+    lengths = (f"a {par['prompt_tokens']}-token prompt and {par['output_tokens']} forced output tokens"
+               if par.get("prompt_tokens") and par.get("output_tokens") else "the section's prompt and output lengths")
+    head = (f"### Speed: {src.name}\n\n{src.hardware}. Measured memory bandwidth {gbs} GB/s; batch 1, "
+            f"{lengths}; medians with bootstrap 95% intervals over {rows[0].get('n_requests', '?')} requests "
+            f"per row. How: {where}; record: {rec}.\n\n")
     body = table(["model", "engine", "format · weights", "size", "load s", "TTFT ms", "decode tok/s", "of roofline",
-                  "peak RSS", "articles' claims"], out)
+                  "peak RSS", "claims"], out)
     if claims:
         body += ("\nThe articles' speed claims this measurement decides (✓ consistent, ≠ inconsistent, "
                  "✗ physically impossible): the claimed speed, what the fastest matching row predicts on the "
@@ -154,7 +158,7 @@ def score_claims_table(ctx: Context) -> str:
     rows = [r for r in ctx.ledger if r["metric"] in SCORE_METRICS]
     if not rows:
         return "*(the ledger has no score claims)*\n"
-    return table(["claim", "article §", "model", "benchmark / claimed", "verdict", "basis", "evidence"],
+    return table(["claim", "article §", "model", "claimed", "verdict", "basis", "evidence"],
                  [[f"`{r['id']}`", f"{r['article']} §{r['section']}", r["model"] or "—", r["claimed"],
                    verdict(r["verdict"]), r["basis"], r["evidence"]] for r in rows])
 
@@ -254,8 +258,8 @@ def index_page(ctx: Context, docs: list[str]) -> str:
     lines += ["## Speed and size, model × engine × format", "",
               "The articles' speed tables, rebuilt: one row per model, engine and format, batch 1 "
               "(concurrency in the speed section). *replica* rows have random weights in the real "
-              "architecture: speed and memory only. TTFT is the time to the first token of a 512-token "
-              "prompt unless the section says otherwise; where an article states a speed for a "
+              "architecture: speed and memory only. TTFT is the time to the first token; each table names its "
+              "prompt and output lengths. Where an article states a speed for a "
               "configuration, its number, the speed this measurement predicts on the article's hardware "
               "and the verdict stand beside the row.", ""]
     dep = deployment_table(ctx, ctx.run)
