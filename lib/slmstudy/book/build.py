@@ -71,6 +71,8 @@ div.cell_output { max-height: 40em; overflow: auto; }
 .bd-page-width { max-width: 110rem; }
 .bd-main .bd-content .bd-article-container { max-width: 100%; }
 h3 { font-size: 1.25rem; }
+/* the page's contents column only where the screen leaves room for the tables beside it */
+@media (max-width: 1500px) { .bd-sidebar-secondary { display: none !important; } }
 """
 
 
