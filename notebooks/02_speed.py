@@ -147,7 +147,8 @@ with_intervals(summary[cols])  # each median with its bootstrap 95% interval as 
 # %%
 fig = speed.roofline_figure(rows, bw["bandwidth_bytes_s"],
                             f"This run: decode vs roofline ({bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s)")
-plotting.show(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roofline")
+plotting.show(fig, "02_speed_roofline", caption="This run: batch-1 decode tokens/s per target (median, 95% CI) "
+              "against its roofline, bandwidth ÷ bytes read per token")
 
 # %% [markdown]
 # ### Concurrency: aggregate throughput and per-request speed
@@ -155,7 +156,8 @@ plotting.show(fig, "02_speed_roofline", caption="Measured batch-1 decode vs roof
 
 # %%
 fig = speed.concurrency_figure(rows)
-plotting.show(fig, "02_speed_concurrency", caption="Throughput vs concurrency")
+plotting.show(fig, "02_speed_concurrency", caption="This run: aggregate output tokens/s and each request's decode "
+              "speed against the number of concurrent requests")
 
 # %% [markdown]
 # ## Validation against the engine's own clock (llama.cpp perf counters)

@@ -48,15 +48,21 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
         rows = pd.DataFrame(snap["rows"])
         display(with_intervals(rows[rows.concurrency == 1][BATCH1_COLUMNS]))
         fig = roofline_figure(snap["rows"], bw, f"{name} ({gpu}): decode vs roofline")
-        plotting.show(fig, f"02_speed_roofline_{name}", caption=f"{name} roofline")
+        plotting.show(fig, f"02_speed_roofline_{name}",
+                      caption=f"{name} ({gpu}): batch-1 decode tokens/s per target (median, 95% CI) "
+                              "against its roofline, bandwidth ÷ bytes read per token")
         if rows.concurrency.max() > 1:
             fig = concurrency_figure(snap["rows"], f"{name} ({gpu}): concurrency")
-            plotting.show(fig, f"02_speed_concurrency_{name}", caption=f"{name}: throughput vs concurrency")
+            plotting.show(fig, f"02_speed_concurrency_{name}",
+                          caption=f"{name} ({gpu}): aggregate output tokens/s and each request's decode "
+                                  "speed against concurrent requests")
         if snap["profile"]:
             display(Markdown(PROFILE_INTRO))
             display(pd.DataFrame(profiling.breakdown_rows(snap["profile"])).drop(columns="_bars").round(3))
             fig = profiling.breakdown_figure(snap["profile"], f"{name} ({gpu}): where a decode step goes")
-            plotting.show(fig, f"02_speed_breakdown_{name}", caption=f"{name}: decode step breakdown")
+            plotting.show(fig, f"02_speed_breakdown_{name}",
+                          caption=f"{name} ({gpu}): where a batch-1 decode step's time goes "
+                                  "(PyTorch-profiler kernel time by kind, GPU idle)")
             display(Markdown(profiling.findings(snap["profile"])))
         show_gpu_extras(snap)
         _show_claims(snapshot_claims.get(f"snapshot {name}") or [], f"snapshot `{name}`")
