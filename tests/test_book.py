@@ -419,3 +419,27 @@ def test_tables_print_each_estimate_with_its_interval_in_one_cell():
     assert row["flexible_accuracy [95% CI]"] == "0.3\u00a0[0.18,\u00a00.46]"
     assert row["decode_tok_s [95% CI]"] == "151\u00a0[150,\u00a0152]" and row["ttft_s"] == "—"
     assert row["n"] == 40  # counts stay numbers
+
+
+def test_a_book_that_cannot_be_built_fails_the_command_and_a_missing_browser_is_said(tmp_path, monkeypatch,
+                                                                                    capsys):
+    from slmstudy import book
+
+    for k, v in build_env(tmp_path / "build").items():
+        monkeypatch.setenv(k, v)
+    execute.executed_dir("empty").mkdir(parents=True)
+
+    def broken(*a, **k):
+        raise RuntimeError("sphinx-build failed (exit 2); log build/book/empty/sphinx-build.log")
+
+    monkeypatch.setattr(book, "build_book", broken)
+    assert cli.main(["report", "--run-id", "empty"]) == 1
+    assert "book FAILED: RuntimeError: sphinx-build failed" in capsys.readouterr().out
+    monkeypatch.undo()
+    for k, v in build_env(tmp_path / "build").items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "no-chromium"))
+    assert cli.main(["report", "--run-id", "empty"]) == 0  # the book stands, unread
+    out = capsys.readouterr().out
+    assert "book: " in out and "was not read in a browser (FileNotFoundError" in out and "make setup" in out
+    assert (tmp_path / "build" / "book" / "empty" / "html" / "index.html").is_file()

@@ -28,10 +28,14 @@ def publish(run_id: str, out_dir: str | Path | None = None, snapshot_dirs=None, 
             ) -> tuple[BookResult, BookReport | None]:
     """Build the book for `run_id`, then read every page in Chromium (screenshots kept)."""
     res = build_book(run_id, out_dir=out_dir, snapshot_dirs=snapshot_dirs)
-    report = None
-    if check:
-        root = res.html_dir.parent
-        report = check_book(res.html_dir, screenshots=root / "screenshots")
-        (root / "browser.json").write_text(json.dumps({**report.to_dict(), "problems": report.problems()},
-                                                      indent=2, ensure_ascii=False), encoding="utf-8")
+    report = read_in_browser(res) if check else None
     return res, report
+
+
+def read_in_browser(res: BookResult) -> BookReport:
+    """Read the built book in Chromium; its report goes to browser.json, its PNGs to screenshots/."""
+    root = res.html_dir.parent
+    report = check_book(res.html_dir, screenshots=root / "screenshots")
+    (root / "browser.json").write_text(json.dumps({**report.to_dict(), "problems": report.problems()},
+                                                  indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
