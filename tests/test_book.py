@@ -95,6 +95,9 @@ def test_the_built_book_reads_cleanly_in_chromium(claims_run):
     again = browser.check_book(index.parent, via="file", pages=["index.html", "sections/00_claims.html",
                                                                "ledger.html"])
     assert again.problems() == [] and again.base.startswith("file://")
+    # Sphinx's search, offline: the claims ledger's pages hold the word "roofline"
+    assert any("Claims ledger" in t for t in browser.search_titles(index.parent, "roofline"))
+    assert browser.search_titles(index.parent, "zzqxnotaword") == []
     # no page carries a script or stylesheet from a network: the theme's assets are in _static/
     for page in [*index.parent.rglob("*.html"), *index.parent.rglob("*.txt")]:
         text = page.read_text(encoding="utf-8")

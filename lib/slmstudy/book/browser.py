@@ -262,3 +262,22 @@ def check_book(html_dir: str | Path, screenshots: str | Path | None = None, via:
         if server:
             server.__exit__(None, None, None)
     return report
+
+
+def search_titles(html_dir: str | Path, query: str, timeout_s: float = 30) -> list[str]:
+    """The page titles Sphinx's own search (search.html, its index in searchindex.js) lists for
+    `query`, run in headless Chromium from file:// — the book's search works without a server."""
+    from playwright.sync_api import sync_playwright
+
+    url = (Path(html_dir).resolve() / "search.html").as_uri() + "?q=" + urllib.parse.quote(query)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.goto(url, wait_until="load", timeout=timeout_s * 1000)
+        page.wait_for_function("() => document.querySelector('#search-results p, .search-summary')",
+                               timeout=timeout_s * 1000)
+        page.wait_for_timeout(500)
+        titles = [t.strip() for t in page.locator("#search-results li > a").all_inner_texts()]
+        browser.close()
+    return titles
+
