@@ -12,6 +12,8 @@ from typing import Any
 from ..paths import REPO_ROOT, runs_dir, shown
 from ..tables import interval, num  # noqa: F401 — the pages print numbers as the notebooks do
 
+RECORDS = "records"  # the book's copies of the records its pages link to
+
 VERDICT_CLASS = {"consistent": "verdict-consistent", "inconsistent": "verdict-inconsistent",
                  "physically impossible": "verdict-impossible", "not testable here": "verdict-untestable"}
 
@@ -85,8 +87,6 @@ class Context:
 
     def record_link(self, source: Source, section: str, file: str = "summary.json") -> str | None:
         """Copy source's <section>/<file> into the book (once) and return its path for a link."""
-        from .sources import copy_record
-
         p = source.root / section / file
         if not p.is_file():
             return None
@@ -117,6 +117,16 @@ def artifact_rows(root: Path | None = None) -> list[dict]:
                      "source_sha256": data.get("source_sha256"), "size_bytes": data.get("size_bytes"),
                      "created_utc": data.get("created_utc")})
     return rows
+
+
+def copy_record(path: Path, src: Path, rel_name: str) -> str:
+    """Copy a record file into src/records/ (linked from the pages); returns its path from src."""
+    import shutil
+
+    dest = src / RECORDS / rel_name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, dest)
+    return f"{RECORDS}/{rel_name}"
 
 
 def _read(p: Path) -> dict | None:
@@ -304,11 +314,11 @@ def licences(ctx: Context) -> str:
         terms = license_terms(key)
         link = ""
         if terms is not None:
-            dest = ctx.src / "records" / "licences" / f"{key}-terms.txt"
+            dest = ctx.src / RECORDS / "licences" / f"{key}-terms.txt"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(f"The terms that ship with {e.hf_id}'s weights, as text (from {Path(terms).name}).\n\n"
                             + terms_text(Path(terms)), encoding="utf-8")
-            link = f" — [the terms that ship with its weights](records/licences/{key}-terms.txt)"
+            link = f" — [the terms that ship with its weights]({RECORDS}/licences/{key}-terms.txt)"
         items.append(f"- **{e.hf_id}** (`{key}`): licence {e.license}{link}")
     return "\n".join(items)
 

@@ -3,7 +3,6 @@ pages (front page, ledger, run, snapshots) and the records they link to."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..paths import shown
@@ -11,7 +10,6 @@ from . import clean
 
 SECTIONS = "sections"
 LOGS = "logs"
-RECORDS = "records"
 
 
 def _executed(run_id: str) -> list[Path]:
@@ -68,14 +66,6 @@ def write_section(executed: Path, src: Path, status: dict | None = None) -> dict
     return {"name": name, "doc": f"{SECTIONS}/{name}", "figures": res.figures, "uncaptioned": res.uncaptioned,
             "log": res.log_path.name if res.log_path else None, "log_lines": res.log_lines,
             "status": (status or {}).get("status", "ok")}
-
-
-def copy_record(path: Path, src: Path, rel_name: str) -> str:
-    """Copy a record file into src/records/ (linked from the pages); returns its path from src."""
-    dest = src / RECORDS / rel_name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, dest)
-    return f"{RECORDS}/{rel_name}"
 
 
 def write_sources(run_id: str, src: Path, snapshot_dirs=None) -> list[str]:
