@@ -23,23 +23,21 @@ def _split_target(target: str) -> tuple[str, str, str, str]:
     return parts[0], parts[1], parts[2], parts[3] or "real"
 
 
+def _claims_of(block: dict, src: Source) -> list[dict]:
+    """A snapshot_claims block's claims judged by `src`: its "snapshot <name>" entry, or for the
+    run every entry that is not a snapshot's."""
+    if src.kind == "snapshot":
+        return block.get(f"snapshot {src.name}") or []
+    return [c for k, v in block.items() if not k.startswith("snapshot ") for c in v]
+
+
 def _speed_claims(ctx: Context, src: Source) -> dict[str, list[dict]]:
     """target -> the articles' speed claims this source's measurement judged (the speed section's
-    snapshot_claims: the run's own block when it has one, else the snapshot's summary)."""
-    key = f"snapshot {src.name}" if src.kind == "snapshot" else None
-    blocks = []
-    run_speed = ctx.run.sections.get("02_speed") or {}
-    own = (src.sections.get("02_speed") or {}).get("snapshot_claims") or {}
-    for block in (run_speed.get("snapshot_claims") or {}, own):
-        if key and block.get(key):
-            blocks = block[key]
-            break
-        if not key:
-            blocks = [c for k, v in block.items() if not k.startswith("snapshot ") for c in v]
-            if blocks:
-                break
+    snapshot_claims: the run's own block when it has them, else the snapshot's summary)."""
+    run_block = (ctx.run.sections.get("02_speed") or {}).get("snapshot_claims") or {}
+    own_block = (src.sections.get("02_speed") or {}).get("snapshot_claims") or {}
     out: dict[str, list[dict]] = {}
-    for c in blocks:
+    for c in _claims_of(run_block, src) or _claims_of(own_block, src):
         out.setdefault(c.get("basis"), []).append(c)
     return out
 
