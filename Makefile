@@ -6,7 +6,7 @@ STAMP := $(VENV)/.slmstudy-installed
 GRADIO_STAMP := .venv-gradio/.slmstudy-gradio-6.31.0-pw1.65.2
 PARAMS ?= default
 
-.PHONY: setup study test test-fast lock clean-cache models report screenshot lab webui gradio
+.PHONY: setup study grid test test-fast lock clean-cache models report screenshot lab webui gradio
 
 setup: $(STAMP) $(GRADIO_STAMP)
 
@@ -32,6 +32,11 @@ models: setup
 ##        and read it in headless Chromium (problems listed, screenshots in build/book/<run id>/screenshots/)
 study: setup
 	$(PY) -m slmstudy.cli run --params $(PARAMS)
+
+## grid: the same study as cells on Ray, one per GPU or CPU slot, gathered into one book;
+##       ADDRESS=host:port joins a running cluster (`ray start --head`), WORKERS=N cells at a time
+grid: setup
+	$(PY) -m slmstudy.cli grid --params $(PARAMS) $(if $(ADDRESS),--address $(ADDRESS)) $(if $(WORKERS),--workers $(WORKERS))
 
 ## report: rebuild the book from the executed notebooks of a run (RUN_ID, default the scenario's)
 report: setup

@@ -4,6 +4,8 @@
     slmstudy run --params smoke           execute every notebook that has params/smoke/<nb>.yaml,
                                           then build the book build/book/smoke/html/index.html
                                           and read it in headless Chromium
+    slmstudy grid --params smoke          the same notebooks as cells on Ray (one per GPU or CPU
+                                          slot; --address joins a cluster), one run, one book
     slmstudy report --run-id smoke        rebuild the book from build/executed/smoke/
     slmstudy screenshot --run-id smoke    read the built book in Chromium again: its problems,
                                           a PNG of every page (build/book/smoke/screenshots/)
@@ -55,9 +57,8 @@ def _default_run_id(names: list[str], scenario: str) -> str:
     return scenario
 
 
-def cmd_run(args) -> int:
-    from .provenance import provenance
-
+def _select(args) -> tuple[list[str], list[str]] | int:
+    """(selected, to_run) for --params/--notebooks, or an exit code after saying what is wrong."""
     scenario = args.params
     if not (execute.PARAMS_DIR / scenario).is_dir():
         _say(f"error: no parameter scenario {scenario!r} (folder {execute.PARAMS_DIR / scenario}); "
@@ -82,6 +83,40 @@ def cmd_run(args) -> int:
     if not to_run:
         _say(f"error: none of {', '.join(selected)} has parameters in params/{scenario}/")
         return 2
+    return selected, to_run
+
+
+def _prepare(args) -> dict:
+    """Derive the embedded model's artifacts unless --no-prepare; {"prepare_error": ...} on failure."""
+    if args.no_prepare:
+        _say("artifacts: not prepared (--no-prepare)")
+        return {}
+    try:
+        cmd_prepare(args)
+    except Exception as exc:  # noqa: BLE001 — notebooks without a model can still run
+        _say(f"artifact preparation FAILED: {type(exc).__name__}: {exc}")
+        return {"prepare_error": f"{type(exc).__name__}: {exc}"}
+    return {}
+
+
+def _finish(run_id: str, statuses, extra: dict, browser: bool) -> int:
+    """The book of a finished run, then the exit code: 1 when a notebook, the artifacts or the book failed."""
+    book_rc = _publish(run_id, check=browser)
+    failed = [s.name for s in statuses if s.status == execute.FAILED]
+    if failed or extra.get("prepare_error") or book_rc:
+        _say(f"FAILED: {', '.join(failed + (['the book'] if book_rc else [])) or 'artifact preparation'}")
+        return 1
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .provenance import provenance
+
+    scenario = args.params
+    sel = _select(args)
+    if isinstance(sel, int):
+        return sel
+    selected, to_run = sel
     run_id = args.run_id or _default_run_id(to_run, scenario)
     if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
         os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")  # kernels inherit it
@@ -89,15 +124,7 @@ def cmd_run(args) -> int:
     _say(f"run {run_id!r}: scenario {scenario}, notebooks {', '.join(to_run) or '(none)'} → {out_dir}")
 
     prov = provenance({"scenario": scenario, "run_id": run_id})
-    extra: dict = {}
-    if args.no_prepare:
-        _say("artifacts: not prepared (--no-prepare)")
-    else:
-        try:
-            cmd_prepare(args)
-        except Exception as exc:  # noqa: BLE001 — notebooks without a model can still run
-            extra["prepare_error"] = f"{type(exc).__name__}: {exc}"
-            _say(f"artifact preparation FAILED: {extra['prepare_error']}")
+    extra = _prepare(args)
 
     statuses = [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
                                       error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
@@ -114,12 +141,44 @@ def cmd_run(args) -> int:
         execute.write_run_record(run_id, scenario, statuses, prov, extra)
     statuses.sort(key=lambda s: s.name)
     execute.write_run_record(run_id, scenario, statuses, prov, extra)
-    book_rc = _publish(run_id, check=not args.no_browser)
-    failed = [s.name for s in statuses if s.status == execute.FAILED]
-    if failed or extra.get("prepare_error") or book_rc:
-        _say(f"FAILED: {', '.join(failed + (['the book'] if book_rc else [])) or 'artifact preparation'}")
+    return _finish(run_id, statuses, extra, browser=not args.no_browser)
+
+
+def cmd_grid(args) -> int:
+    """The scenario's notebooks as cells on Ray (slmstudy.grid), gathered into one run and one book."""
+    from . import grid
+    from .errors import StudyError
+    from .provenance import provenance
+
+    scenario = args.params
+    sel = _select(args)
+    if isinstance(sel, int):
+        return sel
+    selected, to_run = sel
+    run_id = args.run_id or _default_run_id(to_run, scenario)
+    if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
+        os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")  # the cells inherit it
+    _say(f"grid {run_id!r}: scenario {scenario}, cells {', '.join(to_run)} → {execute.executed_dir(run_id)}")
+    prov = provenance({"scenario": scenario, "run_id": run_id})
+    extra = _prepare(args)
+    try:
+        res = grid.run_grid(to_run, scenario, run_id, address=args.address, workers=args.workers,
+                            cpus_per_cell=args.cpus_per_cell, retries=args.retries,
+                            timeout_per_cell=args.cell_timeout, say=_say, progress=not args.quiet)
+    except StudyError as exc:
+        _say(f"grid FAILED: {exc}")
         return 1
-    return 0
+    skipped = [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
+                                      error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
+    statuses = sorted(res.statuses + skipped, key=lambda s: s.name)
+    extra["grid"] = res.record()
+    execute.write_run_record(run_id, scenario, statuses, prov, extra)
+    for c in res.cells:
+        _say(f"   {c['cell']}: {c['attempts']} attempt(s)"
+             + (f", worker(s) {c['died']} died mid-cell" if c["died"] else "")
+             + f"; {c['records']} records, {c['keys']} keys, {c['duplicates']} duplicated")
+    _say(f"grid: {len(res.cells)} cells in {res.seconds:.0f} s")
+    return _finish(run_id, statuses, extra, browser=not args.no_browser)
 
 
 def _say_problems(problems: list[str], where: Path) -> None:
@@ -246,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     r.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
 
+    g = sub.add_parser("grid", help="the scenario's notebooks as cells on Ray (one per GPU or CPU "
+                                    "slot), gathered into one run and one book")
+    g.add_argument("--params", required=True, metavar="SCENARIO")
+    g.add_argument("--notebooks", metavar="NN_a,NN_b", help="only these notebooks (comma-separated names)")
+    g.add_argument("--run-id", help="results go to build/runs/<run-id>/ (default: the YAMLs' run_id)")
+    g.add_argument("--address", help="join this Ray cluster (`ray start --head` prints it; 'auto' finds "
+                                     "one on this machine); default: start a local one for the grid")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="local cluster: cells at a time on a CPU machine (default: one per core)")
+    g.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="C",
+                   help="CPUs one cell holds on a machine without GPUs (default 1)")
+    g.add_argument("--retries", type=int, default=3,
+                   help="times a cell is retried when its worker dies (Ray's max_retries; default 3)")
+    g.add_argument("--cell-timeout", type=float, default=None, metavar="S")
+    g.add_argument("--no-prepare", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
+
     rp = sub.add_parser("report", help="rebuild the book from build/executed/<run-id>/")
     rp.add_argument("--run-id", required=True)
     rp.add_argument("--no-browser", action="store_true", help="do not read the book in Chromium")
@@ -263,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "screenshot": cmd_screenshot,
-            "lab": cmd_lab}
+COMMANDS = {"prepare": cmd_prepare, "run": cmd_run, "grid": cmd_grid, "report": cmd_report,
+            "screenshot": cmd_screenshot, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:
