@@ -446,3 +446,14 @@ def test_a_book_that_cannot_be_built_fails_the_command_and_a_missing_browser_is_
     out = capsys.readouterr().out
     assert "book: " in out and "was not read in a browser (FileNotFoundError" in out and "make setup" in out
     assert (tmp_path / "build" / "book" / "empty" / "html" / "index.html").is_file()
+
+
+def test_errors_and_pages_lose_the_progress_bars_control_sequences():
+    """tqdm hides the cursor (ESC[?25l) and colours its bar: neither may reach a run record's
+    error line or a book page (execute.ANSI serves both)."""
+    from slmstudy import execute
+    from slmstudy.book import clean
+
+    raw = "\x1b[?25l\x1b[31mValueError\x1b[0m: bad\x1b[?25h"
+    assert execute._strip_ansi(raw) == "ValueError: bad"
+    assert clean.ANSI.sub("", raw) == "ValueError: bad"

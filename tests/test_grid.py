@@ -29,6 +29,9 @@ def test_plan_runs_the_sections_side_by_side_and_the_ledger_after_them():
 
 def test_a_cell_holds_a_gpu_where_there_are_gpus_else_cpu_slots():
     assert grid.cell_resources({"CPU": 16, "GPU": 2}) == {"num_gpus": 1, "num_cpus": 1}
+    assert grid.cell_resources({"CPU": 16, "GPU": 2}, gpus_per_cell=2) == {"num_gpus": 2, "num_cpus": 1}
+    with pytest.raises(StudyError, match="needs 2 GPUs; the Ray cluster has 1"):
+        grid.cell_resources({"CPU": 16, "GPU": 1}, gpus_per_cell=2)
     assert grid.cell_resources({"CPU": 8}, cpus_per_cell=2) == {"num_cpus": 2}
     with pytest.raises(StudyError, match="needs 4 CPU.*has 2"):
         grid.cell_resources({"CPU": 2}, cpus_per_cell=4)
@@ -133,6 +136,8 @@ def test_a_worker_killed_mid_cell_loses_nothing_and_counts_nothing_twice(tmp_pat
     assert (html / "index.html").is_file()
     for page in ("04_math", "05_code", "00_claims"):
         assert list(html.glob(f"**/{page}.html")), f"the book has no page for {page}"
+    run_page = (html / "run.html").read_text(encoding="utf-8")
+    assert "The grid" in run_page and str(victim["pid"]) in run_page  # the reader sees the kill
     browser = json.loads((tmp_path / "book" / "grid-smoke" / "browser.json").read_text())
     assert browser["problems"] == [], browser["problems"]
 

@@ -54,6 +54,7 @@ def test_run_resume_and_rerun(target, items, tmp_path):
         by_task[(r["task"], r["mode"])].append(r)
         assert r["verdict"] in runner.VERDICTS and r["target"] == "smollm2_135m/llamacpp"
         assert r["n_prompt"] > 10
+        assert r["layout"]["gpus"] == 0 and r["gpus"] == []  # the CPU, one engine (slmstudy.layout)
         # the generative protocols go through the chat template; lm-eval's is plain text
         assert r["prompt_text"].startswith("<|im_start|>") == (r["mode"] == "generate")
 

@@ -79,6 +79,9 @@ def test_speed_results(smoke_run):
         assert 0 < r["ttft_s"] < r["e2e_s"], r["key"]
         if r["mode"] == "inproc":
             assert len(r["token_times_ns"]) == params["output_tokens"]
+        # where it ran: this CPU machine, one engine, no GPU (slmstudy.layout)
+        assert r["layout"]["gpus"] == 0 and r["layout"]["tensor_parallel_size"] == 1, r["key"]
+        assert r["gpus"] == [], r["key"]
     assert any(r["label"] == "replica" for r in records) and any(r["label"] == "real" for r in records)
     for row in summary["rows"]:
         for m in ("ttft_s", "decode_tok_s", "e2e_s"):

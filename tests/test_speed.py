@@ -145,15 +145,25 @@ def test_environment_yml_matches_the_lock():
 
 
 def test_every_speed_scenario_validates_and_passes_preflight():
-    """Each params/<scenario>/02_speed.yaml parses (unknown keys are errors) and, on a CPU
-    scenario, every target fits this machine's memory before anything is loaded."""
+    """Each params/<scenario>/02_speed.yaml parses (unknown keys are errors); on a CPU scenario
+    every target fits this machine's memory before anything is loaded, and a GPU scenario on a
+    machine without GPUs is refused by the layout check (slmstudy.layout)."""
     from slmstudy.params import load_params
     from slmstudy.paths import REPO_ROOT
     from slmstudy.speed import preflight
 
     files = sorted((REPO_ROOT / "params").glob("*/02_speed.yaml"))
     assert {f.parent.name for f in files} >= {"default", "smoke", "h100", "cpu-full"}
+    from slmstudy.errors import StudyError
+    from slmstudy.layout import visible_gpus
+
     for f in files:
         p = load_params("02_speed", f)
-        preflight(p)
         assert p.repetitions >= 3, f
+        if p.device == "cuda" and not visible_gpus():
+            # a GPU scenario on a machine without one is refused before anything loads
+            with pytest.raises(StudyError, match=r"needs \d GPU\(s\); this machine shows 0|"
+                                                 r"spreads the model over GPUs, and this engine runs on the CPU"):
+                preflight(p)
+            continue
+        preflight(p)

@@ -163,7 +163,8 @@ def cmd_grid(args) -> int:
     extra = _prepare(args)
     try:
         res = grid.run_grid(to_run, scenario, run_id, address=args.address, workers=args.workers,
-                            cpus_per_cell=args.cpus_per_cell, retries=args.retries,
+                            cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell,
+                            retries=args.retries,
                             timeout_per_cell=args.cell_timeout, say=_say, progress=not args.quiet)
     except StudyError as exc:
         _say(f"grid FAILED: {exc}")
@@ -316,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local cluster: cells at a time on a CPU machine (default: one per core)")
     g.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="C",
                    help="CPUs one cell holds on a machine without GPUs (default 1)")
+    g.add_argument("--gpus-per-cell", type=int, default=1, metavar="G",
+                   help="GPUs one cell holds where the cluster has GPUs (default 1; 2 for a TP=2 target)")
     g.add_argument("--retries", type=int, default=3,
                    help="times a cell is retried when its worker dies (Ray's max_retries; default 3)")
     g.add_argument("--cell-timeout", type=float, default=None, metavar="S")

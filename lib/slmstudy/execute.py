@@ -29,7 +29,9 @@ from .paths import BUILD_DIR, NOTEBOOKS_DIR, PARAMS_DIR, REPO_ROOT, shown
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 NOTEBOOK_NAME = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: terminal control sequences (colours, and the `?` private modes progress bars send, such as
+#: ESC[?25l hiding the cursor): stripped from errors here and from outputs in the book (book/clean)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 # ---------------------------------------------------------------------------------- locations

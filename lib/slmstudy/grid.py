@@ -107,13 +107,18 @@ def plan(notebooks: list[str], scenario: str, run_id: str) -> list[Cell]:
             for n in sorted(notebooks, key=execute.execution_rank)]
 
 
-def cell_resources(cluster: dict, cpus_per_cell: float = 1.0) -> dict:
-    """Ray resources of one cell: one GPU (and a CPU) where the cluster has GPUs, else
-    `cpus_per_cell` CPUs — so a CPU machine of N cores runs N / cpus_per_cell cells at a time."""
-    if cpus_per_cell <= 0:
-        raise StudyError(f"cpus_per_cell must be > 0, got {cpus_per_cell}")
+def cell_resources(cluster: dict, cpus_per_cell: float = 1.0, gpus_per_cell: int = 1) -> dict:
+    """Ray resources of one cell: `gpus_per_cell` GPUs (and a CPU) where the cluster has GPUs —
+    more than one for a notebook whose targets spread a model over several (slmstudy.layout) —,
+    else `cpus_per_cell` CPUs: a CPU machine of N cores runs N / cpus_per_cell cells at a time."""
+    if cpus_per_cell <= 0 or gpus_per_cell < 1:
+        raise StudyError(f"cpus_per_cell must be > 0 and gpus_per_cell ≥ 1, got {cpus_per_cell}, "
+                         f"{gpus_per_cell}")
     if cluster.get("GPU", 0) >= 1:
-        return {"num_gpus": 1, "num_cpus": 1}
+        if cluster["GPU"] < gpus_per_cell:
+            raise StudyError(f"a cell needs {gpus_per_cell} GPUs; the Ray cluster has {cluster['GPU']:g}: "
+                             "lower --gpus-per-cell or add GPUs")
+        return {"num_gpus": gpus_per_cell, "num_cpus": 1}
     if cluster.get("CPU", 0) < cpus_per_cell:
         raise StudyError(f"a cell needs {cpus_per_cell} CPU(s); the Ray cluster has "
                          f"{cluster.get('CPU', 0)}: lower --cpus-per-cell or add nodes")
@@ -259,7 +264,8 @@ def _ray_init(address: str | None, workers: int | None, cpus_per_cell: float, en
 
 
 def run_grid(notebooks: list[str], scenario: str, run_id: str, *, address: str | None = None,
-             workers: int | None = None, cpus_per_cell: float = 1.0, retries: int = 3,
+             workers: int | None = None, cpus_per_cell: float = 1.0, gpus_per_cell: int = 1,
+             retries: int = 3,
              timeout_per_cell: float | None = None, say=print, progress: bool = True) -> GridResult:
     """Dispatch the cells of a scenario on Ray and wait for them; the caller writes the run
     record and builds the book (cli.cmd_grid)."""
@@ -276,8 +282,8 @@ def run_grid(notebooks: list[str], scenario: str, run_id: str, *, address: str |
     try:
         cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
         res.cluster = {**cluster, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
-                       "address": address or "local (started by the grid)"}
-        opts = cell_resources(cluster, cpus_per_cell)
+                       "address": address or "local, started by the grid"}
+        opts = cell_resources(cluster, cpus_per_cell, gpus_per_cell)
         task = ray.remote(run_cell).options(max_retries=retries, retry_exceptions=False, **opts)
         say(f"grid {grid_id}: {len(cells)} cells on {res.cluster['nodes']} node(s) "
             f"({cluster.get('CPU', 0):g} CPU, {cluster.get('GPU', 0):g} GPU); each cell {opts}")

@@ -46,6 +46,20 @@ REGISTRY: dict[str, ModelEntry] = {
             extra={"sliding_window": 131072, "use_sliding_window": False, "max_window_layers": 28},
         ),
     ),
+    # speed only, as a replica: ~145 GB at BF16 does not fit one H200 (the tensor-parallel case)
+    "qwen25_72b": ModelEntry(
+        key="qwen25_72b",
+        hf_id="Qwen/Qwen2.5-72B-Instruct",
+        license="qwen",
+        arch=Architecture(
+            model_type="qwen2", hf_architecture="Qwen2ForCausalLM", hidden_size=8192,
+            intermediate_size=29568, num_hidden_layers=80, num_attention_heads=64,
+            num_key_value_heads=8, vocab_size=152064, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
+            attention_bias=True, bos_token_id=151643, eos_token_id=151645,
+            extra={"sliding_window": 131072, "use_sliding_window": False, "max_window_layers": 80},
+        ),
+    ),
     "qwen25_05b": ModelEntry(
         key="qwen25_05b",
         hf_id="Qwen/Qwen2.5-0.5B-Instruct",

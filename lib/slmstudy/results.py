@@ -109,6 +109,15 @@ class SectionResults:
         return load_summary(self.summary_path)
 
 
+def read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it is missing or not JSON (optional inputs of a page
+    or a ledger: a section that did not run)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def load_summary(path: Path) -> dict:
     """A `<section>/summary.json`, parsed through the section's schema (older schema versions
     upgraded by `schemas.upgrade`); a section without a schema is read as plain JSON."""

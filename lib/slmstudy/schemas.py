@@ -62,6 +62,10 @@ class SpeedRecord(_Typed):
     load_s: float | None
     weights_bytes: int
     bytes_read_per_token: int
+    # where it ran (slmstudy.layout): TP × PP or llama.cpp's split, and the GPUs used; absent in
+    # records written before layouts were recorded
+    layout: dict[str, Any] | None = None
+    gpus: list[dict[str, Any]] | None = None
 
 
 class QualitySample(_Typed):
@@ -101,6 +105,8 @@ class QualitySample(_Typed):
     chars_per_s: float | None = None
     prefill_s: float | None = None
     prefill_tok_s: float | None = None
+    layout: dict[str, Any] | None = None  # where it ran (slmstudy.layout), as SpeedRecord
+    gpus: list[dict[str, Any]] | None = None
 
 
 class SpeedRow(BaseModel):
@@ -136,6 +142,9 @@ class SpeedRow(BaseModel):
     e2e_s_ci_low: float | None
     e2e_s_ci_high: float | None
     cv_decode: float | None
+    gpus: int | None = None  # GPUs the target ran on (its records' layout), None before layouts
+    layout: str | None = None  # e.g. "TP=2 × PP=1"
+    read_ways: int = 1  # GPUs reading the weights at once: the roofline's bandwidth multiple
     roofline_tok_s: float | None = None
     roofline_fraction: float | None = None
 

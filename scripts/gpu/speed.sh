@@ -10,6 +10,8 @@
 #   SLM_MODELS=qwen25_7b,...   only these models' targets;   SLM_TARGETS=<name>,...  only these
 #                              (the profile step honours SLM_TARGETS too)
 #   SLM_STOP_AFTER=<s>         start no new target (or prompt length) after s seconds of this call
+#   SLM_PARAMS=params/gpu-x2/02_speed.yaml   another speed scenario (default params/gpu/02_speed.yaml;
+#                              the two-GPU one: vLLM tensor parallel); its run_id names the run folder
 #   SLM_GGUF=qwen25_7b:F16,qwen25_7b:Q4_K_M   GGUF replicas written in the background (CPU) while
 #                              the GPU works, for a later `llamacpp` call (default: these two)
 # On first use it starts, in the background, the CUDA build of llama-cpp-python (~5 min) and the
@@ -20,7 +22,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${GPU_STAGE:-$HOME/.slm-gpu}
 RUNS=$HOME/slm-runs
-RUN_ID=gpu                                   # run_id of params/gpu/*.yaml
+P=${SLM_PARAMS:-params/gpu/02_speed.yaml}
+RUN_ID=$(sed -n 's/^run_id: *\([A-Za-z0-9_.-]*\).*/\1/p' "$P" | head -1)   # gpu for params/gpu/*.yaml
 mkdir -p "$RUNS" "${OUT:=$PWD/build/gpu-out}"
 T0=$(date +%s)
 export PYTHONPATH="$PWD/lib${PYTHONPATH:+:$PYTHONPATH}" SLMSTUDY_CACHE=$HOME/slm-cache PYTHONUNBUFFERED=1
@@ -42,6 +45,8 @@ if [ ! -f "$S/llamacpp.done" ] && [ ! -f "$S/llamacpp.started" ] && [ -f "$S/bui
 fi
 SLUG=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr 'A-Z' 'a-z' \
        | sed 's/^nvidia //' | awk '{print $1}')
+NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+[ "${NGPU:-1}" -gt 1 ] && SLUG="${NGPU}x${SLUG}"   # e.g. 2xh200-2026-12-03
 echo "${SLUG:-gpu}-$(date -u +%F)" > "$OUT/snapshot_name.txt"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.memory,power.limit --format=csv
   nvcc --version | tail -2
@@ -79,10 +84,10 @@ for step in ${1//,/ }; do
         --stop-after "$(left)" || rc=$? ;;
     profile)
       [[ ${SLM_PROFILE_ENGINES:-vllm} == *llamacpp* ]] && export PYTHONPATH="$S/site:$PYTHONPATH"
-      python3 -m slmstudy.profiling --params params/gpu/02_speed.yaml --engines "${SLM_PROFILE_ENGINES:-vllm}" \
+      python3 -m slmstudy.profiling --params "$P" --engines "${SLM_PROFILE_ENGINES:-vllm}" \
         --models "${SLM_PROFILE:-qwen25_7b}" ${SLM_TARGETS:+--targets "$SLM_TARGETS"} --out "$RUNS/$RUN_ID/profile/decode_profile.jsonl" || rc=$? ;;
     *)
-      python3 -m slmstudy.speed --params params/gpu/02_speed.yaml --runs-root "$RUNS" --engines "$step" \
+      python3 -m slmstudy.speed --params "$P" --runs-root "$RUNS" --engines "$step" \
         "${FILTER[@]}" --stop-after "$(left)" --keep-going --no-http || rc=$? ;;
   esac
 done

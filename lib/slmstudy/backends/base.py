@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .. import metrics
 from ..architecture import arch_from_config
 from ..errors import EngineOptionError, ModelNotFoundError, StudyError, validation_problems
+from ..layout import Layout, record_fields, visible_gpus
+from ..layout import check as check_layout
 from ..resources import check_fits
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "half": 2, "float": 4}
@@ -60,6 +62,11 @@ class EngineOptions(BaseModel):
     def on_cpu(self) -> bool:
         """Whether the weights live in CPU memory (the memory preflight applies)."""
         return getattr(self, "device", "cpu") in (None, "cpu")
+
+    def layout(self) -> Layout:
+        """How many GPUs the model is spread over (slmstudy.layout): one or none, unless the
+        engine's options say otherwise."""
+        return Layout(gpus=0 if self.on_cpu() else 1)
 
 
 def parse_options(engine: str, options_model: type[EngineOptions], raw: dict) -> EngineOptions:
@@ -183,6 +190,7 @@ class Backend(abc.ABC):
             options = options.model_dump(exclude_unset=True)
         self.options = parse_options(self.name, self.Options, {**(options or {}), **kw})
         self.load_s: float | None = None
+        self.placement: dict = record_fields(self.options.layout(), [])
         #: every token id that ends a generation (EOS and the chat template's end of turn);
         #: filled at load by `_stop_ids`, used by every engine's loop and finish reason
         self.stop_ids: frozenset[int] = frozenset()
@@ -201,10 +209,16 @@ class Backend(abc.ABC):
             raise ModelNotFoundError(
                 f"{self.name}: model path {self.model_path} does not exist; check "
                 "models.<name>.path in your params, or run `make models` for the embedded model.")
+        layout = self.options.layout()
+        gpus = visible_gpus() if layout.gpus else []
         if not self.options.skip_memory_check:
             self.weights_bytes = self.estimate_weights_bytes()
             if self.options.on_cpu():
                 check_fits(f"{self.name} loading {self.model_name}", self.weights_bytes)
+        check_layout(f"{self.name} loading {self.model_name}", layout,
+                     None if self.options.skip_memory_check else self.weights_bytes, gpus)
+        #: where the records of this engine ran: its layout and the GPUs it used
+        self.placement = record_fields(layout, gpus)
         t0 = time.perf_counter()
         self._load()
         self.load_s = time.perf_counter() - t0

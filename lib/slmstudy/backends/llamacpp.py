@@ -11,6 +11,7 @@ import numpy as np
 
 from ..forms import GGUF
 from ..gguf_meta import check_gguf
+from ..layout import Layout
 from .base import Backend, EngineOptions, GenRequest, RunContext, common_prefix_len, incremental_chunks
 from .registry import Capabilities, EngineSpec
 
@@ -27,6 +28,12 @@ class LlamaCppOptions(EngineOptions):
     # logits row in place (or llama.cpp's C sampler chain when sampling) — the shortest path
     # from the engine to the caller, for a clock that agrees with llama.cpp's perf counters
     loop: Literal["generate", "raw"] = "generate"
+    # several GPUs (llama.cpp's --split-mode / --tensor-split / --main-gpu): "layer" (its default)
+    # puts whole layers and their KV cache on each GPU, "row" splits each weight's rows, "none"
+    # keeps the model on main_gpu; tensor_split is each GPU's share (None: every visible GPU alike)
+    split_mode: Literal["none", "layer", "row"] = "layer"
+    tensor_split: list[float] | None = None
+    main_gpu: int = 0
 
     @classmethod
     def for_run(cls, ctx: RunContext) -> dict:
@@ -37,6 +44,15 @@ class LlamaCppOptions(EngineOptions):
 
     def on_cpu(self) -> bool:
         return not self.n_gpu_layers
+
+    def layout(self) -> Layout:
+        if self.on_cpu():
+            return Layout()
+        if self.split_mode == "none":
+            return Layout(gpus=1, first_gpu=self.main_gpu, split_mode="none")
+        split = tuple(self.tensor_split) if self.tensor_split else None
+        return Layout(gpus=len(split) if split else 1, split_mode=self.split_mode, tensor_split=split,
+                      all_visible=split is None)
 
 
 class LlamaCppBackend(Backend):
@@ -54,6 +70,7 @@ class LlamaCppBackend(Backend):
             ggufs = sorted(path.glob("*.gguf"))
             path = ggufs[0] if ggufs else path / "model.gguf"
         check_gguf(path)  # clear errors for missing / corrupt files before llama.cpp sees them
+        import llama_cpp
         from llama_cpp import Llama
 
         o = self.options
@@ -63,6 +80,9 @@ class LlamaCppBackend(Backend):
             n_threads_batch=o.n_threads or os.cpu_count(),  # prefill on the same threads
             n_batch=o.n_batch, n_gpu_layers=o.n_gpu_layers, seed=o.seed,
             flash_attn=o.flash_attn, verbose=o.verbose,
+            split_mode={"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
+                        "row": llama_cpp.LLAMA_SPLIT_MODE_ROW}[o.split_mode],
+            main_gpu=o.main_gpu, tensor_split=o.tensor_split,
         )
         self.gguf_path = path
 

@@ -23,10 +23,13 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from ..errors import EngineOptionError, ModelNotFoundError
 from ..forms import HF
+from ..layout import Layout
 from .base import Backend, EngineOptions, Generation, GenRequest, LogLikelihood, RunContext
 from .registry import Capabilities, EngineSpec
 
@@ -47,6 +50,12 @@ class VLLMOptions(EngineOptions):
     # for an AWQ replica, rope_scaling for YaRN); None: the folder as it is
     config_overrides: dict[str, Any] | None = None
     engine_stats: bool = True  # vLLM's per-request stats (disable_log_stats=False)
+    # parallel layouts (vLLM's "Distributed inference and serving"): the model's layers split over
+    # tensor_parallel_size GPUs and its layer stack over pipeline_parallel_size stages; the
+    # workers run on vLLM's own multiprocessing executor ("mp", its default on one node) or Ray's
+    tensor_parallel_size: int = Field(1, ge=1)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
 
     @classmethod
     def for_run(cls, ctx: RunContext) -> dict:
@@ -66,6 +75,12 @@ class VLLMOptions(EngineOptions):
 
     def on_cpu(self) -> bool:
         return not _cuda_build()
+
+    def layout(self) -> Layout:
+        tp, pp = self.tensor_parallel_size, self.pipeline_parallel_size
+        return Layout(tensor_parallel_size=tp, pipeline_parallel_size=pp,
+                      gpus=0 if self.on_cpu() else tp * pp, executor=self.distributed_executor_backend,
+                      memory_fraction=self.gpu_memory_utilization)
 
 
 def _cuda_build() -> bool:
@@ -110,6 +125,11 @@ class VLLMBackend(Backend):
             kw["max_num_seqs"] = o.max_num_seqs
         if o.quantization:
             kw["quantization"] = o.quantization
+        if o.tensor_parallel_size > 1 or o.pipeline_parallel_size > 1:
+            kw.update(tensor_parallel_size=o.tensor_parallel_size,
+                      pipeline_parallel_size=o.pipeline_parallel_size)
+        if o.distributed_executor_backend:
+            kw["distributed_executor_backend"] = o.distributed_executor_backend
         self.llm_kwargs = kw
         self.llm = LLM(**kw)
         self.engine = self.llm.llm_engine

@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from ..execute import ANSI
+
 #: a line an engine's logger wrote to stdout (vLLM logs there: "(EngineCore pid=1) WARNING 12-03
 #: 09:52:29 [cpu.py:224] …"; Python logging's "INFO:name:…"; llama.cpp's "llama_model_loader: …")
 STDOUT_LOG_LINE = re.compile(

@@ -4,12 +4,12 @@ the run (statuses, provenance, models and licences). The front page is slmstudy.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..paths import REPO_ROOT, runs_dir, shown
+from ..paths import runs_dir, shown
+from ..results import read_json
 from ..tables import interval, num  # noqa: F401 — the pages print numbers as the notebooks do
 
 RECORDS = "records"  # the book's copies of the records its pages link to
@@ -104,7 +104,7 @@ def artifact_rows(root: Path | None = None) -> list[dict]:
     for m in sorted(root.rglob("artifact.json")):
         if any(".tmp-" in part for part in m.parts):
             continue
-        data = _read(m) or {}
+        data = read_json(m) or {}
         parts = m.relative_to(root).parts[:-1]
         replica = parts[0] == "replicas" or str(data.get("kind", "")).startswith("replica") \
             or bool((data.get("tools") or {}).get("replica"))
@@ -129,12 +129,6 @@ def copy_record(path: Path, src: Path, rel_name: str) -> str:
     return f"{RECORDS}/{rel_name}"
 
 
-def _read(p: Path) -> dict | None:
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def context(run_id: str, src: Path, sections: list[dict], snapshot_dirs=None) -> Context:
     from .. import results as R
@@ -143,7 +137,7 @@ def context(run_id: str, src: Path, sections: list[dict], snapshot_dirs=None) ->
 
     record = read_run_record(run_id) or {}
     run_root = runs_dir() / run_id
-    prov = record.get("provenance") or _read(run_root / "provenance.json") or {}
+    prov = record.get("provenance") or read_json(run_root / "provenance.json") or {}
     run = Source(name=f"this run ({run_id})", kind="run", hardware=hardware_label(prov), root=run_root,
                  sections=R.load_sections(run_root), provenance=prov, record_prefix=f"run-{run_id}")
     snaps = []
@@ -227,6 +221,7 @@ def run_page(ctx: Context) -> str:
         st_rows.append([name, st["status"], f"{st['duration_s']:.0f} s" if st.get("duration_s") is not None else "—",
                         f"`{st.get('params_file') or '—'}`", err])
     lines += [table(["section", "status", "time", "parameters", "error"], st_rows), ""]
+    lines += grid_lines(rec.get("grid"))
     logs = [s for s in ctx.sections if s["log"]]
     if logs:
         lines += ["What each notebook printed to stderr (engine logs, warnings, progress bars) is kept out of "
@@ -256,6 +251,26 @@ def run_page(ctx: Context) -> str:
                       s.provenance.get("time_utc") or "—", ", ".join(s.sections) or "—"] for s in ctx.snapshots]),
               ""]
     return "\n".join(lines)
+
+
+def grid_lines(grid: dict | None) -> list[str]:
+    """The run page's account of a run made by `slmstudy grid`: the cluster, and per cell its
+    attempts, the workers that died mid-cell, where it ran and its records counted by key."""
+    if not grid:
+        return []
+    c = grid.get("cluster") or {}
+    rows = [[f"`{x['cell']}`", "sections" if x.get("stage") == 0 else "after the sections",
+             str(x.get("attempts")), ", ".join(str(p) for p in x.get("died") or []) or "—",
+             x.get("host") or "—", ", ".join(x.get("gpus") or []) or "—",
+             str(x.get("records")), str(x.get("keys")), str(x.get("duplicates"))] for x in grid.get("cells", [])]
+    return ["## The grid", "",
+            f"This run was dispatched by `slmstudy grid` (grid `{grid.get('grid_id')}`) on Ray: "
+            f"{c.get('nodes', '—')} node(s), {c.get('CPU', 0):g} CPUs, {c.get('GPU', 0):g} GPUs "
+            f"({c.get('address', '—')}), {grid.get('seconds', 0):.0f} s in all. A cell whose worker died "
+            "was retried and resumed from its per-sample records; *records* counts the lines of its "
+            "samples.jsonl, *keys* the distinct samples, *duplicated* those counted twice.", "",
+            table(["cell", "stage", "attempts", "workers died mid-cell (pid)", "host", "GPUs", "records",
+                   "keys", "duplicated"], rows), ""]
 
 
 def _commit(prov: dict) -> str:
@@ -332,9 +347,3 @@ def write_pages(ctx: Context) -> list[str]:
     (ctx.src / "run.md").write_text(run_page(ctx), encoding="utf-8")
     return ["ledger", "run"]  # the toctree's entries; ledger-<article> hang below ledger
 
-
-def repo_path(p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(p)

@@ -27,12 +27,12 @@ checkpoint) on the claim's benchmark; the claim holds when it lies in the measur
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..paths import RESULTS_DIR, shown
+from ..results import read_json
 from .model import Claim, Hardware, Verdict
 from .physics import format_claimed, format_pct, relative_difference
 from .vocabulary import CONSISTENT, IMPOSSIBLE, INCONSISTENT, MEASUREMENT_REL_TOL, NOT_TESTABLE
@@ -158,27 +158,21 @@ def score_rows(summary: Mapping[str, Any], *, source: str, path: Path) -> list[S
     return out
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
 
 def from_folder(folder: Path, *, source: str, device: str) -> Evidence:
     """Evidence from one run folder or snapshot (its <section>/summary.json files)."""
     folder = Path(folder)
     ev = Evidence()
-    speed = _read(folder / "02_speed" / "summary.json")
+    speed = read_json(folder / "02_speed" / "summary.json")
     if speed:
         ev.speed += speed_rows(speed, source=source, device=device, path=folder / "02_speed" / "summary.json")
-    deployment = _read(folder / "01_deployment" / "summary.json")
+    deployment = read_json(folder / "01_deployment" / "summary.json")
     for rec in (deployment or {}).get("commands", []):
         ev.commands.append({**rec, "source": source, "path": _shown(folder / "01_deployment" / "summary.json")})
     for probe in (deployment or {}).get("features", []):
         ev.features.append({**probe, "source": source, "path": _shown(folder / "01_deployment" / "summary.json")})
     for section in QUALITY_SECTIONS:
-        summary = _read(folder / section / "summary.json")
+        summary = read_json(folder / section / "summary.json")
         if summary:
             ev.scores += score_rows(summary, source=source, path=folder / section / "summary.json")
     if ev:
@@ -204,11 +198,11 @@ def collect(run_dir: Path | None = None, results_root: Path = RESULTS_DIR) -> Ev
 
     parts = []
     if run_dir is not None and Path(run_dir).is_dir():
-        prov = _read(Path(run_dir) / "provenance.json") or {}
+        prov = read_json(Path(run_dir) / "provenance.json") or {}
         parts.append(from_folder(Path(run_dir), source=f"run {Path(run_dir).name}",
                                  device=device_label(prov)))
     for snap in snapshot_dirs(results_root):
-        prov = _read(snap / "provenance.json") or {}
+        prov = read_json(snap / "provenance.json") or {}
         parts.append(from_folder(snap, source=f"snapshot {snap.name}", device=device_label(prov)))
     return merge(parts)
 

@@ -330,7 +330,7 @@ class Evaluator:
             for i, sample in enumerate(bar, 1):
                 rec = (self._generate_one(backend, task, sample) if task.mode == "generate"
                        else self._continuations_one(backend, task, sample))
-                self.results.append(QualitySample.model_validate(rec))
+                self.results.append(QualitySample.model_validate({**rec, **backend.placement}))
                 n_ok += rec["verdict"] == "correct"
                 bar.set_postfix_str(f"acc {n_ok}/{i}", refresh=False)
         return self.task_records(task)

@@ -17,6 +17,7 @@ from .. import metrics
 from ..backends import registry
 from ..backends.base import GenRequest
 from ..errors import StudyError
+from ..layout import record_fields, visible_gpus
 from ..params import SpeedParams
 from ..resources import PeakRSS
 from ..results import SectionResults
@@ -29,8 +30,8 @@ from .targets import ResolvedTarget, engine_options, preflight, resolve_target, 
 
 
 def _record(g, *, key, target: ResolvedTarget, mode, concurrency, rep, idx, batch_t_send,
-            peak_rss, load_s):
-    r = g.record(key=f"{key}/{idx}", target=target.name, engine=target.spec.engine,
+            peak_rss, load_s, placement: dict):
+    r = g.record(**placement, key=f"{key}/{idx}", target=target.name, engine=target.spec.engine,
                  model=target.spec.model, format=target.spec.format, dtype=target.spec.dtype,
                  mode=mode, concurrency=concurrency, rep=rep, request_index=idx,
                  batch_t_send_ns=batch_t_send, peak_rss_bytes=peak_rss, load_s=load_s,
@@ -95,7 +96,7 @@ def run_inprocess(target: ResolvedTarget, params: SpeedParams, results: SectionR
                     results.append(_record(g, key=key, target=target, mode="inproc",
                                            concurrency=c, rep=rep, idx=i, batch_t_send=t0,
                                            peak_rss=mem.sample() and mem.peak_bytes,
-                                           load_s=load_s))
+                                           load_s=load_s, placement=backend.placement))
                 if nvml is not None and key not in metered:
                     append_energy(results.dir, {
                         "key": key, "target": target.name, "engine": target.spec.engine,
@@ -119,6 +120,10 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
             if not all(f"{target.name}/http/c{c}/r{rep}/{i}" in done for i in range(c))]
     if not todo:
         return
+    if engine_options(target, params).layout().gpus > 1:
+        print(f"skipped over HTTP: {target.name} — its layout spans several GPUs, and the servers "
+              "here start on one (measured in-process instead)")
+        return
     srv = spec.serve(target.path, run_context(target, params), log_dir=log_dir,
                      model_name=target.spec.model)
     if target.spec.replica and not srv.token_id_prompts:
@@ -126,6 +131,9 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
               "replica has no vocabulary (measured in-process instead)")
         return
     prompt = synthetic_prompt(params.prompt_tokens, target)
+    # the servers start from the run context alone (no target options): their layout is the default
+    layout = spec.options_for(run_context(target, params), {}).layout()
+    placement = record_fields(layout, visible_gpus() if layout.gpus else [])
     with PeakRSS() as mem, srv:
         client = srv.client()
         for _ in range(params.warmup):
@@ -143,7 +151,7 @@ def run_http(target: ResolvedTarget, params: SpeedParams, results: SectionResult
                 g.replica = target.spec.replica
                 rec = _record(g, key=key, target=target, mode="http", concurrency=c, rep=rep,
                               idx=i, batch_t_send=t0, peak_rss=mem.sample() and mem.peak_bytes,
-                              load_s=srv.ready_s)
+                              load_s=srv.ready_s, placement=placement)
                 results.append(rec)
             if progress:
                 progress.update(1)
@@ -168,18 +176,19 @@ def run_section(params: SpeedParams, results: SectionResults, engines: set[str] 
     record in the results folder."""
     from tqdm import tqdm
 
-    preflight(params)
-    bw = cached_bandwidth(results.dir / "bandwidth.json", params)
-    log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
     known = {s.name() for s in params.targets}
     if targets and not targets <= known:
         raise StudyError(f"no target named {sorted(targets - known)} in the params; targets: "
                          f"{sorted(known)}")
-    for spec in params.targets:
-        if engines and spec.engine not in engines:
-            continue
-        if (models and spec.model not in models) or (targets and spec.name() not in targets):
-            continue
+    chosen = [spec for spec in params.targets
+              if not (engines and spec.engine not in engines)
+              and not (models and spec.model not in models)
+              and not (targets and spec.name() not in targets)]
+    # only the targets this call runs: a two-GPU target does not stop a one-GPU call
+    preflight(params.model_copy(update={"targets": chosen}))
+    bw = cached_bandwidth(results.dir / "bandwidth.json", params)
+    log(f"bandwidth {bw['bandwidth_bytes_s'] / 1e9:.0f} GB/s on {bw.get('device')}")
+    for spec in chosen:
         if stop_at is not None and time.time() > stop_at:
             log(f"{spec.name()}: not started (the time limit of this call has passed)")
             continue

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from ..layout import describe as describe_layout
+from ..layout import read_ways
 from ..params import SpeedParams
 from ..results import SectionResults
 from ..schemas import SpeedRecord, SpeedSummary
@@ -57,8 +59,14 @@ def summarize(records: list[dict], bandwidth_bytes_s: float | None = None) -> li
             med, lo, hi = metrics.bootstrap_ci(vals)
             row.update({name: med, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
         row["cv_decode"] = metrics.cv(dec)
+        if first.get("layout") is not None:  # records since layouts (slmstudy.layout)
+            n_gpus = len(first.get("gpus") or [])
+            row.update(gpus=n_gpus, layout=describe_layout(first["layout"]),
+                       read_ways=read_ways(first["layout"], n_gpus))
         if bandwidth_bytes_s:
-            limit = metrics.roofline_tok_s(bandwidth_bytes_s, first["bytes_read_per_token"])
+            # the bandwidth measured on one GPU, times the GPUs that read the weights side by side
+            limit = metrics.roofline_tok_s(bandwidth_bytes_s * row.get("read_ways", 1),
+                                           first["bytes_read_per_token"])
             row["roofline_tok_s"] = limit
             row["roofline_fraction"] = row["decode_tok_s"] / limit if c == 1 else None
         rows.append(row)

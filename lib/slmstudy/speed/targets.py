@@ -14,6 +14,8 @@ from ..backends.base import RunContext
 from ..chat import tokenizer
 from ..errors import StudyError
 from ..forms import HF
+from ..layout import check as check_layout
+from ..layout import visible_gpus
 from ..models import BUNDLED, REGISTRY, get_model, resolve_model
 from ..params import SpeedParams, SpeedTarget
 from ..resources import check_fits
@@ -72,9 +74,19 @@ def check_targets_fit(targets: list[ResolvedTarget]) -> None:
 
 def preflight(params: SpeedParams) -> None:
     """Everything that can be refused before a model is loaded or an artifact is written."""
+    gpus = None
     for t in params.targets:
+        ctx = RunContext(device=params.device, dtype=t.dtype, replica=t.replica)
+        lay = registry.get(t.engine).options_for(ctx, t.options).layout()
+        if lay.gpus or lay.tensor_parallel_size * lay.pipeline_parallel_size > 1:
+            gpus = visible_gpus() if gpus is None else gpus
+            held = None
+            if t.replica:
+                b = registry.get(t.engine).form.replica_bytes_per_param(t.dtype)
+                held = int(get_model(t.model).arch.param_count() * b)
+            check_layout(t.name(), lay, held, gpus)
         if params.device == "cuda":
-            continue  # weights live in GPU memory; the engines check it themselves
+            continue  # weights live in GPU memory: the layout check above
         if t.replica:
             arch = get_model(t.model).arch
             try:
