@@ -1,6 +1,7 @@
 """Parallel layouts (slmstudy.layout): what an engine's options spread over GPUs, and the refusal,
 with the numbers, of a layout the machine cannot hold. The GPU lists are an H200's figures
-(torch.cuda.get_device_properties on the lent H200: 150,121,709,568 bytes, 139.8 GiB)."""
+(torch.cuda.get_device_properties on the lent H200, results/h200-2026-12-03/layout_preflight.json:
+150,109,880,320 bytes, 139.8 GiB)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from slmstudy.models import get_model
 from slmstudy.params import SpeedParams
 from slmstudy.speed.targets import preflight
 
-H200 = 150_121_709_568
+H200 = 150_109_880_320
 
 
 def _h200s(n):
