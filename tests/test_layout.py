@@ -121,3 +121,36 @@ def test_a_tp2_row_of_the_summary_has_twice_one_gpus_roofline():
     assert by["q/1"]["roofline_tok_s"] == pytest.approx(400.0) and by["q/1"]["gpus"] == 1
     assert by["q/2"]["roofline_tok_s"] == pytest.approx(800.0) and by["q/2"]["layout"] == "TP=2 × PP=1"
     assert by["q/2"]["roofline_fraction"] == pytest.approx(300 / 800)
+
+
+def test_a_snapshot_with_a_two_gpu_row_shows_its_layout_in_notebook_02(monkeypatch, capsys, tmp_path):
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from slmstudy.speed import snapshots
+    from slmstudy.speed.summary import summarize
+
+    def rec(tp, rep):
+        t0 = 10**9
+        return {"target": f"q/tp{tp}", "mode": "inproc", "concurrency": 1, "rep": rep, "engine": "vllm",
+                "model": "q", "label": "replica", "length_ok": True, "weights_bytes": 10**10,
+                "bytes_read_per_token": 10**10, "n_tokens": 2, "ttft_s": 0.01, "decode_tok_s": 300.0,
+                "e2e_s": 0.02, "itl_s": [0.003], "chars_per_s": None, "batch_t_send_ns": t0,
+                "token_times_ns": [t0 + 10**7, t0 + 2 * 10**7],
+                **L.record_fields(L.Layout(tensor_parallel_size=tp, gpus=tp), _h200s(tp))}
+    rows = summarize([rec(tp, r) for tp in (1, 2) for r in range(3)], bandwidth_bytes_s=4.0e12)
+    from slmstudy.schemas import SpeedSummary
+
+    (tmp_path / "02_speed").mkdir()
+    (tmp_path / "02_speed" / "summary.json").write_text(SpeedSummary(
+        bandwidth={"bandwidth_bytes_s": 4.0e12}, rows=rows, llamacpp_clock_agreement=[],
+        vllm_bench_validation=[], snapshot_claims={}, params={}).model_dump_json())
+    monkeypatch.setattr(snapshots, "views", lambda: [{"name": "2xh200-demo", "device": "2× NVIDIA H200",
+                                                      "path": tmp_path, "bandwidth_bytes_s": 4.0e12,
+                                                      "rows": rows, "profile": []}])
+    monkeypatch.chdir(tmp_path)  # plotting.show writes the figures it shows
+    with pd.option_context("display.max_columns", None, "display.width", 400):
+        snapshots.show({})
+    out = capsys.readouterr().out
+    assert "TP=2 × PP=1" in out and "roofline_tok_s" in out

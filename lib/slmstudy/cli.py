@@ -86,6 +86,24 @@ def _select(args) -> tuple[list[str], list[str]] | int:
     return selected, to_run
 
 
+def _start(args) -> tuple[str, list[str], list[str], str] | int:
+    """(scenario, selected, to_run, run_id) of a run or grid, or an exit code after saying what
+    is wrong; a moved build folder moves the results too (the kernels inherit SLMSTUDY_RUNS)."""
+    sel = _select(args)
+    if isinstance(sel, int):
+        return sel
+    selected, to_run = sel
+    run_id = args.run_id or _default_run_id(to_run, args.params)
+    if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
+        os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")
+    return args.params, selected, to_run, run_id
+
+
+def _skipped(selected: list[str], to_run: list[str], scenario: str, run_id: str) -> list:
+    return [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
+                                   error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
+
+
 def _prepare(args) -> dict:
     """Derive the embedded model's artifacts unless --no-prepare; {"prepare_error": ...} on failure."""
     if args.no_prepare:
@@ -112,22 +130,17 @@ def _finish(run_id: str, statuses, extra: dict, browser: bool) -> int:
 def cmd_run(args) -> int:
     from .provenance import provenance
 
-    scenario = args.params
-    sel = _select(args)
+    sel = _start(args)
     if isinstance(sel, int):
         return sel
-    selected, to_run = sel
-    run_id = args.run_id or _default_run_id(to_run, scenario)
-    if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
-        os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")  # kernels inherit it
+    scenario, selected, to_run, run_id = sel
     out_dir = execute.executed_dir(run_id)
     _say(f"run {run_id!r}: scenario {scenario}, notebooks {', '.join(to_run) or '(none)'} → {out_dir}")
 
     prov = provenance({"scenario": scenario, "run_id": run_id})
     extra = _prepare(args)
 
-    statuses = [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
-                                      error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
+    statuses = _skipped(selected, to_run, scenario, run_id)
     # the claims ledger (00) is the study's conclusion: it judges by what the sections measured,
     # so it runs after them
     for n in sorted(to_run, key=execute.execution_rank):
@@ -150,14 +163,10 @@ def cmd_grid(args) -> int:
     from .errors import StudyError
     from .provenance import provenance
 
-    scenario = args.params
-    sel = _select(args)
+    sel = _start(args)
     if isinstance(sel, int):
         return sel
-    selected, to_run = sel
-    run_id = args.run_id or _default_run_id(to_run, scenario)
-    if os.environ.get("SLMSTUDY_BUILD") and not os.environ.get("SLMSTUDY_RUNS"):
-        os.environ["SLMSTUDY_RUNS"] = str(execute.build_dir() / "runs")  # the cells inherit it
+    scenario, selected, to_run, run_id = sel
     _say(f"grid {run_id!r}: scenario {scenario}, cells {', '.join(to_run)} → {execute.executed_dir(run_id)}")
     prov = provenance({"scenario": scenario, "run_id": run_id})
     extra = _prepare(args)
@@ -169,9 +178,7 @@ def cmd_grid(args) -> int:
     except StudyError as exc:
         _say(f"grid FAILED: {exc}")
         return 1
-    skipped = [execute.NotebookStatus(name=n, status=execute.SKIPPED, run_id=run_id, scenario=scenario,
-                                      error=f"no params/{scenario}/{n}.yaml") for n in selected if n not in to_run]
-    statuses = sorted(res.statuses + skipped, key=lambda s: s.name)
+    statuses = sorted(res.statuses + _skipped(selected, to_run, scenario, run_id), key=lambda s: s.name)
     extra["grid"] = res.record()
     execute.write_run_record(run_id, scenario, statuses, prov, extra)
     for c in res.cells:

@@ -10,6 +10,7 @@ record (summary.json) each number was read from.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from .pages import Context, Source, interval, num, size, table, verdict
@@ -86,9 +87,10 @@ def speed_table(ctx: Context, src: Source) -> str:
     par = summary.get("params") or {}
     lengths = (f"a {par['prompt_tokens']}-token prompt and {par['output_tokens']} forced output tokens"
                if par.get("prompt_tokens") and par.get("output_tokens") else "the section's prompt and output lengths")
-    head = (f"### Speed: {src.name}\n\n{src.hardware}. Measured memory bandwidth {gbs} GB/s; batch 1, "
-            f"{lengths}; medians with bootstrap 95% intervals over {rows[0].get('n_requests', '?')} requests "
-            f"per row. How: {where}; record: {rec}.\n\n")
+    about = (f"{src.hardware}. Measured memory bandwidth {gbs} GB/s; batch 1, "
+             f"{lengths}; medians with bootstrap 95% intervals over {rows[0].get('n_requests', '?')} requests "
+             f"per row. How: {where}; record: {rec}.\n\n")
+    head = f"### Speed: {src.name}\n\n" + about
     body = table(["model", "engine", "format · weights", "size", "load s", "TTFT ms", "decode tok/s", "of roofline",
                   "peak RSS", "claims"], out)
     if claims:
@@ -96,6 +98,17 @@ def speed_table(ctx: Context, src: Source) -> str:
                  "✗ physically impossible): the claimed speed, what the fastest matching row predicts on the "
                  "article's hardware (time per token split into the part that moves weights at that "
                  "hardware's bandwidth and the rest), and that hardware's roofline.\n\n" + _claims_table(claims))
+    if src.kind == "snapshot":
+        # a committed snapshot folds into one line a reader opens (the run's own table stays open):
+        # raw HTML around Markdown, blank lines between, and no heading inside (Sphinx's sections
+        # would not close inside the block)
+        decided = [c["verdict"] for cs in claims.values() for c in cs]
+        marks = (f"; {len(decided)} article claim(s) decided: "
+                 + " ".join(f"{decided.count(v)} {m}" for v, m in MARK.items() if decided.count(v))) if decided else ""
+        n = f"{len(out)} row{'s' if len(out) != 1 else ''}"
+        return (f'<details class="slm-snapshot">\n<summary><strong>Speed: {src.name}</strong> — '
+                f"{html.escape(src.hardware)}: {n} at batch 1{marks}</summary>\n\n"
+                + about + body + "\n\n</details>")
     return head + body
 
 
@@ -205,7 +218,13 @@ def write_figures(ctx: Context) -> list[str]:
         blocks.append(_figure(f"{FIGURES}/verdicts.png", "fig-front-verdicts",
                               f"Verdicts of the {len(ctx.ledger)} claims, by seed article ({ctx.ledger_source}).",
                               "stacked bars of verdict counts per article"))
-    gpu = next((s for s in reversed(ctx.snapshots) if (s.sections.get("02_speed") or {}).get("rows")), None)
+    def batch1(src):
+        return sum(r.get("concurrency") == 1 for r in (src.sections.get("02_speed") or {}).get("rows") or [])
+
+    # the GPU figure shows the fullest snapshot (most batch-1 rows; the latest of equals), not a
+    # sitting that added one cell
+    fullest = max(ctx.snapshots, key=lambda s: (batch1(s), ctx.snapshots.index(s)), default=None)
+    gpu = fullest if fullest is not None and batch1(fullest) else None
     for src in [s for s in (gpu, ctx.run) if s is not None]:
         sp = src.sections.get("02_speed") or {}
         bw = (sp.get("bandwidth") or {}).get("bandwidth_bytes_s")

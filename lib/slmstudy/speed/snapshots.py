@@ -46,7 +46,10 @@ def show(snapshot_claims: dict[str, list[dict]]) -> None:
         name, gpu, bw = snap["name"], snap["device"], snap["bandwidth_bytes_s"]
         display(Markdown(f"### Snapshot `{name}` — {gpu}, measured bandwidth {bw / 1e9:.0f} GB/s"))
         rows = pd.DataFrame(snap["rows"])
-        display(with_intervals(rows[rows.concurrency == 1][BATCH1_COLUMNS]))
+        # where a snapshot spreads a model over several GPUs, its rows say over how many and how
+        multi = "gpus" in rows and rows["gpus"].fillna(1).max() > 1
+        cols = BATCH1_COLUMNS + (["layout", "gpus", "roofline_tok_s"] if multi else [])
+        display(with_intervals(rows[rows.concurrency == 1][cols]))
         fig = roofline_figure(snap["rows"], bw, f"{name} ({gpu}): decode vs roofline")
         plotting.show(fig, f"02_speed_roofline_{name}",
                       caption=f"{name} ({gpu}): batch-1 decode tokens/s per target (median, 95% CI) "
