@@ -41,6 +41,9 @@ def test_one_h200_refuses_the_72b_with_the_numbers_and_two_hold_it():
     assert "at least 2 GPUs" in msg
     tp2 = L.Layout(tensor_parallel_size=2, gpus=2, memory_fraction=0.85)
     L.check("qwen25_72b/vllm", tp2, QWEN72_BF16, _h200s(2))  # 72.7 GB each
+    # at FP8 (vLLM's online quantization) the same model holds on one: 72.7 GB
+    fp8 = L.Layout(gpus=1, memory_fraction=0.85, weight_share=0.5)
+    L.check("qwen25_72b/vllm/fp8", fp8, QWEN72_BF16, _h200s(1))
 
 
 def test_more_gpus_than_the_machine_shows_is_refused_naming_the_kind_to_ask_for():

@@ -32,6 +32,10 @@ class Layout:
     executor: str | None = None  # vLLM's distributed_executor_backend
     all_visible: bool = False  # llama.cpp layer/row split without tensor_split: every visible GPU
     memory_fraction: float = 1.0  # share of each GPU's memory the engine may fill
+    # what the engine keeps of the weights it is given, as a lower bound (the check refuses only
+    # what cannot fit): vLLM's online fp8 halves the 16-bit linear layers; 4-bit AWQ/GPTQ keep
+    # 4.25 bits per weight with their group-128 scales and zeros
+    weight_share: float = 1.0
 
     def describe(self) -> str:
         if self.split_mode is not None:
@@ -94,6 +98,8 @@ def check(name: str, layout: Layout, weights_bytes: int | None, gpus: list[dict]
                          f"{len(gpus)} ({shown}): lower the layout, or run it on a machine with "
                          f"{layout.gpus} GPU(s) (the device tool's {kind} kind)")
     on = used_gpus(layout, gpus)
+    if weights_bytes:
+        weights_bytes = int(weights_bytes * layout.weight_share)
     if weights_bytes and on:
         shares = (layout.tensor_split if layout.tensor_split else (1.0,) * len(on))[: len(on)]
         total = sum(shares) or 1.0

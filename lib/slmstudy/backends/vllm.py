@@ -78,9 +78,11 @@ class VLLMOptions(EngineOptions):
 
     def layout(self) -> Layout:
         tp, pp = self.tensor_parallel_size, self.pipeline_parallel_size
+        share = {"fp8": 0.5, "awq": 4.25 / 16, "awq_marlin": 4.25 / 16, "gptq": 4.25 / 16,
+                 "gptq_marlin": 4.25 / 16}.get(self.quantization or "", 1.0)
         return Layout(tensor_parallel_size=tp, pipeline_parallel_size=pp,
                       gpus=0 if self.on_cpu() else tp * pp, executor=self.distributed_executor_backend,
-                      memory_fraction=self.gpu_memory_utilization)
+                      memory_fraction=self.gpu_memory_utilization, weight_share=share)
 
 
 def _cuda_build() -> bool:
