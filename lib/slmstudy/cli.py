@@ -315,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="the scenario's notebooks as cells on Ray (one per GPU or CPU "
                                     "slot), gathered into one run and one book")
-    g.add_argument("--params", required=True, metavar="SCENARIO")
+    g.add_argument("--params", required=True, metavar="SCENARIO",
+                   help="parameter scenario: a folder of params/ (one cell per notebook it has a file for)")
     g.add_argument("--notebooks", metavar="NN_a,NN_b", help="only these notebooks (comma-separated names)")
     g.add_argument("--run-id", help="results go to build/runs/<run-id>/ (default: the YAMLs' run_id)")
     g.add_argument("--address", help="join this Ray cluster (`ray start --head` prints it; 'auto' finds "
@@ -328,8 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs one cell holds where the cluster has GPUs (default 1; 2 for a TP=2 target)")
     g.add_argument("--retries", type=int, default=3,
                    help="times a cell is retried when its worker dies (Ray's max_retries; default 3)")
-    g.add_argument("--cell-timeout", type=float, default=None, metavar="S")
-    g.add_argument("--no-prepare", action="store_true")
+    g.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                   help="per-cell execution timeout of each notebook, in seconds (default: none)")
+    g.add_argument("--no-prepare", action="store_true",
+                   help="do not derive the embedded model's artifacts first (notebooks that need no model)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
 
