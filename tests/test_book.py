@@ -206,6 +206,19 @@ def test_the_browser_check_finds_each_planted_fault(claims_run, tmp_path):
     assert not [p for p in rep.problems() if p.startswith("index.html")]  # the untouched page stays clean
 
 
+def test_a_page_that_never_goes_quiet_is_named_not_a_crash(claims_run, tmp_path):
+    """A page still fetching when the wait ends is a named problem, and the other pages are read."""
+    _, _, index, _ = claims_run
+    html = tmp_path / "html"
+    shutil.copytree(index.parent, html)
+    page = html / "ledger.html"
+    busy = "<script>setInterval(() => fetch('index.html?' + Math.random()), 100)</script>"
+    page.write_text(page.read_text(encoding="utf-8").replace("</body>", busy + "</body>", 1), encoding="utf-8")
+    rep = browser.check_book(html, pages=["ledger.html", "index.html"], timeout_s=3)
+    assert "ledger.html: still making requests 3 s after it loaded" in rep.problems()
+    assert [p.page for p in rep.pages] == ["ledger.html", "index.html"]
+
+
 # ---------------------------------------------------------------- a failing notebook
 
 

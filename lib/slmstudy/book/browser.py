@@ -103,10 +103,12 @@ class BookReport:
     pages: list[PageReport] = field(default_factory=list)
     external_requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)  # pages that did not load or go quiet in time
 
     def problems(self, max_height_px: int = MAX_HEIGHT_PX) -> list[str]:
         out = [f"request leaving the machine: {u}" for u in self.external_requests]
         out += [f"request failed: {u}" for u in self.failed_requests]
+        out += self.unsettled
         for p in self.pages:
             if p.height > max_height_px:
                 out.append(f"{p.page}: {p.height} px tall (bound {max_height_px})")
@@ -208,6 +210,7 @@ def check_book(html_dir: str | Path, screenshots: str | Path | None = None, via:
     """Open every page of the built book (or `pages`, paths relative to html_dir) in headless
     Chromium; `via` "http" (a static server on 127.0.0.1) or "file". With `screenshots`, a PNG
     of each page (full page, at most shot_max_px tall) goes there."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     html_dir = Path(html_dir).resolve()
@@ -242,8 +245,15 @@ def check_book(html_dir: str | Path, screenshots: str | Path | None = None, via:
             page = ctx.new_page()
             for path in todo:
                 rel = path.relative_to(html_dir).as_posix()
-                page.goto(base + rel, wait_until="load", timeout=timeout_s * 1000)
-                page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+                try:
+                    page.goto(base + rel, wait_until="load", timeout=timeout_s * 1000)
+                except PlaywrightTimeout:
+                    report.unsettled.append(f"{rel}: not loaded after {timeout_s:g} s")
+                    continue
+                try:  # a page still fetching after the timeout is named, and read as it stands
+                    page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+                except PlaywrightTimeout:
+                    report.unsettled.append(f"{rel}: still making requests {timeout_s:g} s after it loaded")
                 data = page.evaluate(_JS_PAGE)
                 pr = PageReport(page=rel, height=int(data["height"]), images=data["images"],
                                 stderr_areas=int(data["stderr"]), cjk_chars=int(data["cjk_chars"]),
