@@ -295,6 +295,19 @@ def cmd_lab(args) -> int:
     return subprocess.call(cmd, cwd=str(execute.REPO_ROOT))
 
 
+def _run_arguments(p: argparse.ArgumentParser, *, scenario_help: str, quiet_help: str) -> None:
+    """The options `run` and `grid` share: which notebooks with which parameters, and how."""
+    p.add_argument("--params", required=True, metavar="SCENARIO", help=scenario_help)
+    p.add_argument("--notebooks", metavar="NN_a,NN_b", help="only these notebooks (comma-separated names)")
+    p.add_argument("--run-id", help="results go to build/runs/<run-id>/ (default: the YAMLs' run_id)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                   help="per-cell execution timeout in seconds (default: none)")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not derive the embedded model's artifacts first (notebooks that need no model)")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slmstudy", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -302,23 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="derive the embedded model's artifacts (GGUF, HF, ONNX int4)")
 
     r = sub.add_parser("run", help="execute the notebooks with a parameter scenario and write the report")
-    r.add_argument("--params", required=True, metavar="SCENARIO",
-                   help="parameter scenario: a folder of params/ (default, smoke, ...)")
-    r.add_argument("--notebooks", metavar="NN_a,NN_b", help="only these notebooks (comma-separated names)")
-    r.add_argument("--run-id", help="results go to build/runs/<run-id>/ (default: the YAMLs' run_id)")
-    r.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                   help="per-cell execution timeout in seconds (default: none)")
-    r.add_argument("--no-prepare", action="store_true",
-                   help="do not derive the embedded model's artifacts first (notebooks that need no model)")
-    r.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
-    r.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
+    _run_arguments(r, scenario_help="parameter scenario: a folder of params/ (default, smoke, ...)",
+                   quiet_help="no per-cell progress bar")
 
     g = sub.add_parser("grid", help="the scenario's notebooks as cells on Ray (one per GPU or CPU "
                                     "slot), gathered into one run and one book")
-    g.add_argument("--params", required=True, metavar="SCENARIO",
-                   help="parameter scenario: a folder of params/ (one cell per notebook it has a file for)")
-    g.add_argument("--notebooks", metavar="NN_a,NN_b", help="only these notebooks (comma-separated names)")
-    g.add_argument("--run-id", help="results go to build/runs/<run-id>/ (default: the YAMLs' run_id)")
+    _run_arguments(g, scenario_help="parameter scenario: a folder of params/ (one cell per notebook it "
+                                    "has a file for)", quiet_help="no progress bar")
     g.add_argument("--address", help="join this Ray cluster (`ray start --head` prints it; 'auto' finds "
                                      "one on this machine); default: start a local one for the grid")
     g.add_argument("--workers", type=int, metavar="N",
@@ -329,12 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs one cell holds where the cluster has GPUs (default 1; 2 for a TP=2 target)")
     g.add_argument("--retries", type=int, default=3,
                    help="times a cell is retried when its worker dies (Ray's max_retries; default 3)")
-    g.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                   help="per-cell execution timeout of each notebook, in seconds (default: none)")
-    g.add_argument("--no-prepare", action="store_true",
-                   help="do not derive the embedded model's artifacts first (notebooks that need no model)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--no-browser", action="store_true", help="build the book but do not read it in Chromium")
 
     rp = sub.add_parser("report", help="rebuild the book from build/executed/<run-id>/")
     rp.add_argument("--run-id", required=True)
