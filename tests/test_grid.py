@@ -67,6 +67,27 @@ def test_the_attempt_log_skips_a_line_cut_by_a_kill(tmp_path, monkeypatch):
     assert grid.read_attempts("r", "b") == []
 
 
+def test_outcomes_count_a_dead_worker_and_fail_a_cell_run_off_the_shared_folder(tmp_path, monkeypatch):
+    """What the workers returned, read against this build folder's attempts log: 04 died once
+    and then ended (ok, 2 attempts, the dead pid named); 05 returned ok but this log has none of
+    its attempts (it ran on a node with another build folder: failed, the fix named, the other cells kept);
+    00 never returned."""
+    monkeypatch.setenv("SLMSTUDY_RUNS", str(tmp_path))
+    log = [{"cell": "04_math", "event": "start", "attempt": 1, "pid": 11},
+           {"cell": "04_math", "event": "start", "attempt": 2, "pid": 12},
+           {"cell": "04_math", "event": "end", "attempt": 2, "pid": 12}]
+    ok = {"name": "x", "status": "ok", "run_id": "r"}
+    done = {"04_math": {"status": {**ok, "name": "04_math"}, "attempt": 2, "host": "a"},
+            "05_code": {"status": {**ok, "name": "05_code"}, "attempt": 1, "host": "b"}}
+    cells = grid.plan(["04_math", "05_code", "00_claims"], "smoke", "r")
+    statuses, rows = grid.outcomes(cells, done, log, "r", "smoke")
+    assert [s.status for s in statuses] == ["ok", "failed", "failed"]
+    assert "ran on b" in statuses[1].error and "SLMSTUDY_BUILD" in statuses[1].error
+    assert statuses[2].error == "no result"
+    assert [(r["cell"], r["attempts"], r["died"]) for r in rows] == [
+        ("04_math", 2, [11]), ("05_code", 0, []), ("00_claims", 0, [])]
+
+
 def test_grid_refuses_an_unknown_scenario_before_starting_ray():
     r = subprocess.run([PY, "-m", "slmstudy.cli", "grid", "--params", "no-such-scenario"],
                        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)

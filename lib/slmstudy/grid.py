@@ -96,10 +96,6 @@ class Cell:
     run_id: str
     stage: int  # 0: the sections, side by side; 1: the conclusions, after every section
 
-    @property
-    def name(self) -> str:
-        return self.notebook
-
 
 def plan(notebooks: list[str], scenario: str, run_id: str) -> list[Cell]:
     """One cell per notebook: the sections first (stage 0), the conclusions after (stage 1)."""
@@ -172,18 +168,27 @@ def _gpu_ids() -> list:
         return []
 
 
+def attempt_summary(attempts: list[dict], cell: str) -> dict:
+    """One cell's attempts from the log: how many started, which ended (their numbers), and the
+    worker pids of those that started and never ended (the workers that died mid-cell)."""
+    mine = [a for a in attempts if a["cell"] == cell]
+    ended = {a["attempt"] for a in mine if a["event"] == "end"}
+    started = [a for a in mine if a["event"] == "start"]
+    return {"started": len(started), "ended": sorted(ended),
+            "died": [a["pid"] for a in started if a["attempt"] not in ended]}
+
+
 def run_cell(cell: Cell, grid_id: str, timeout_per_cell: float | None = None) -> dict:
     """Execute one cell here (on a Ray worker): the attempt is logged, whatever an earlier
     attempt of the cell left running is stopped, then the notebook runs (resuming its records)."""
-    earlier = [r for r in read_attempts(cell.run_id, grid_id)
-               if r["cell"] == cell.name and r["event"] == "start"]
-    attempt = len(earlier) + 1
-    reaped = reap(f"{grid_id}/{cell.name}/") if earlier else []
-    base = {"grid_id": grid_id, "cell": cell.name, "attempt": attempt, "pid": os.getpid(),
+    earlier = attempt_summary(read_attempts(cell.run_id, grid_id), cell.notebook)["started"]
+    attempt = earlier + 1
+    reaped = reap(f"{grid_id}/{cell.notebook}/") if earlier else []
+    base = {"grid_id": grid_id, "cell": cell.notebook, "attempt": attempt, "pid": os.getpid(),
             "host": socket.gethostname(), "gpus": _gpu_ids(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     _log(cell.run_id, {**base, "event": "start", "utc": _now(), "reaped": reaped})
-    os.environ[MARK] = f"{grid_id}/{cell.name}/{attempt}"
+    os.environ[MARK] = f"{grid_id}/{cell.notebook}/{attempt}"
     try:
         st = execute.execute_notebook(cell.notebook, cell.scenario, cell.run_id,
                                       execute.executed_dir(cell.run_id), timeout_per_cell=timeout_per_cell,
@@ -263,6 +268,33 @@ def _ray_init(address: str | None, workers: int | None, cpus_per_cell: float, en
     ray.init(num_cpus=num_cpus, object_store_memory=100 * 2**20, include_dashboard=False, **kw)
 
 
+def outcomes(cells: list[Cell], done: dict[str, dict], attempts: list[dict], run_id: str,
+             scenario: str) -> tuple[list, list[dict]]:
+    """Per cell, its notebook status and its row of the run page's grid table, from what the
+    workers returned (`done`) and the attempts log; a cell whose end is not in this build
+    folder's log ran on a node that does not share it, and counts as failed with the fix named."""
+    statuses, rows = [], []
+    for c in cells:
+        out = done.get(c.notebook, {})
+        summary = attempt_summary(attempts, c.notebook)
+        if not out:
+            status = execute.NotebookStatus(name=c.notebook, status=execute.FAILED, run_id=run_id,
+                                            error="no result")
+        elif out.get("attempt") and out["attempt"] not in summary["ended"]:
+            status = execute.NotebookStatus(
+                name=c.notebook, status=execute.FAILED, run_id=run_id, scenario=scenario,
+                error=f"the cell ran on {out.get('host')}, whose build folder is not this one's "
+                      f"({attempts_path(run_id)} has no record of its end): set SLMSTUDY_BUILD "
+                      "to a folder every node shares")
+        else:
+            status = execute.NotebookStatus.from_dict(out["status"])
+        statuses.append(status)
+        rows.append({"cell": c.notebook, "stage": c.stage, "attempts": summary["started"],
+                     "died": summary["died"], "host": out.get("host"), "gpus": out.get("gpus"),
+                     **section_counts(run_id, c.notebook)})
+    return statuses, rows
+
+
 def run_grid(notebooks: list[str], scenario: str, run_id: str, *, address: str | None = None,
              workers: int | None = None, cpus_per_cell: float = 1.0, gpus_per_cell: int = 1,
              retries: int = 3,
@@ -302,31 +334,16 @@ def run_grid(notebooks: list[str], scenario: str, run_id: str, *, address: str |
                         error=f"the cell's worker died {retries + 1} times: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}").to_dict(),
                            "attempt": None}
-                done[cell.name] = out
+                done[cell.notebook] = out
                 st = out["status"]
                 bar.update(1)
-                say(f"   {cell.name}: {st['status']}"
+                say(f"   {cell.notebook}: {st['status']}"
                     + (f" in {st['duration_s']:.1f} s" if st.get("duration_s") is not None else "")
                     + (f" (attempt {out['attempt']})" if (out.get("attempt") or 1) > 1 else "")
                     + (f": {st['error']}" if st["status"] != execute.OK and st.get("error") else ""))
         bar.close()
     finally:
         ray.shutdown()  # stops the cluster it started; from one it joined, it only disconnects
-    attempts = read_attempts(run_id, grid_id)
-    for c in cells:
-        out = done.get(c.name, {})
-        mine = [a for a in attempts if a["cell"] == c.name]
-        if out.get("attempt") and not any(a["event"] == "end" and a["attempt"] == out["attempt"] for a in mine):
-            raise StudyError(f"cell {c.name} ran on {out.get('host')}, whose build folder is not "
-                             f"this one's ({attempts_path(run_id)} has no record of it): set "
-                             "SLMSTUDY_BUILD to a folder every node shares")
-        res.statuses.append(execute.NotebookStatus.from_dict(out["status"]) if out else
-                            execute.NotebookStatus(name=c.notebook, status=execute.FAILED, run_id=run_id,
-                                                   error="no result"))
-        res.cells.append({"cell": c.name, "stage": c.stage, "attempts": len([a for a in mine if a["event"] == "start"]),
-                          "died": [a["pid"] for a in mine if a["event"] == "start"
-                                   and not any(b["event"] == "end" and b["attempt"] == a["attempt"] for b in mine)],
-                          "host": out.get("host"), "gpus": out.get("gpus"),
-                          **section_counts(run_id, c.notebook)})
+    res.statuses, res.cells = outcomes(cells, done, read_attempts(run_id, grid_id), run_id, scenario)
     res.seconds = time.monotonic() - t0
     return res

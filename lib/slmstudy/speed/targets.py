@@ -78,22 +78,20 @@ def preflight(params: SpeedParams) -> None:
     for t in params.targets:
         ctx = RunContext(device=params.device, dtype=t.dtype, replica=t.replica)
         lay = registry.get(t.engine).options_for(ctx, t.options).layout()
-        if lay.gpus or lay.tensor_parallel_size * lay.pipeline_parallel_size > 1:
-            gpus = visible_gpus() if gpus is None else gpus
-            held = None
-            if t.replica:
-                b = registry.get(t.engine).form.replica_bytes_per_param(t.dtype)
-                held = int(get_model(t.model).arch.param_count() * b)
-            check_layout(t.name(), lay, held, gpus)
-        if params.device == "cuda":
-            continue  # weights live in GPU memory: the layout check above
+        held = None  # a replica's weights, in bytes: known before anything loads
         if t.replica:
-            arch = get_model(t.model).arch
             try:
                 b = registry.get(t.engine).form.replica_bytes_per_param(t.dtype)
             except StudyError as e:
                 raise StudyError(f"{t.name()}: {e}") from None
-            check_fits(f"{t.name()} (replica)", int(arch.param_count() * b))
+            held = int(get_model(t.model).arch.param_count() * b)
+        if lay.gpus or lay.tensor_parallel_size * lay.pipeline_parallel_size > 1:
+            gpus = visible_gpus() if gpus is None else gpus
+            check_layout(t.name(), lay, held, gpus)
+        if params.device == "cuda":
+            continue  # weights live in GPU memory: the layout check above
+        if t.replica:
+            check_fits(f"{t.name()} (replica)", held)
         elif t.model not in BUNDLED and not Path(t.model).expanduser().exists():
             raise StudyError(
                 f"model {t.model!r}: real (non-replica) targets need a bundled model "
