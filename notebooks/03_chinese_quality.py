@@ -51,6 +51,8 @@ data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../share
 seed = 0  # subset sampling and generation seed (decoding is greedy)
 threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
+device = "cpu"  # where the engines run: cpu, or cuda (their GPU defaults)
+batch = 1  # samples per engine call where the engine batches (vLLM); 1: one by one
 cmmlu_n = 24  # CMMLU test items, spread evenly over the 67 subjects
 ceval_n = 12  # C-Eval val items, spread evenly over the 52 subjects
 shots = 5  # few-shot examples per question, from the same subject's dev split (0-5; lm-eval: 5)
@@ -68,7 +70,7 @@ targets = [  # model × engine; generate: the chat-gen protocol; loglik: lm-eval
 
 # %%
 P = validate("03_chinese_quality", dict(
-    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, cmmlu_n=cmmlu_n,
+    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, device=device, batch=batch, cmmlu_n=cmmlu_n,
     ceval_n=ceval_n, shots=shots, mc_max_tokens=mc_max_tokens, peer_lmeval=peer_lmeval, zh_tasks=zh_tasks,
     zh_categories=zh_categories, zh_max_tokens=zh_max_tokens, targets=targets))
 SECTION = "03_chinese_quality"

@@ -55,6 +55,8 @@ data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../share
 seed = 0  # subset sampling and generation seed (decoding is greedy)
 threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
+device = "cpu"  # where the engines run: cpu, or cuda (their GPU defaults)
+batch = 1  # samples per engine call where the engine batches (vLLM); 1: one by one
 gsm8k_n = 15  # GSM8K test items (seeded random subset)
 gsm8k_shots = 5  # lm-eval gsm8k: train-split exemplars drawn as lm-eval draws them (0-8)
 gsm8k_chat = True  # also the 0-shot chat variant (task gsm8k_chat)
@@ -70,7 +72,7 @@ targets = [  # model × engine whose answers are scored
 
 # %%
 P = validate("04_math", dict(
-    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, gsm8k_n=gsm8k_n,
+    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, device=device, batch=batch, gsm8k_n=gsm8k_n,
     gsm8k_shots=gsm8k_shots, gsm8k_chat=gsm8k_chat, gsm8k_cot=gsm8k_cot,
     gsm8k_max_tokens=gsm8k_max_tokens, math500_n=math500_n, peer_lmeval=peer_lmeval,
     math500_max_tokens=math500_max_tokens, targets=targets))

@@ -48,6 +48,8 @@ data_dir = None  # benchmark data folder (None: SLMSTUDY_DATA_DIR, else ../share
 seed = 0  # subset sampling and generation seed (decoding is greedy)
 threads = 2  # CPU threads per engine (None: all cores)
 n_ctx = 4096  # llama.cpp context, tokens
+device = "cpu"  # where the engines run: cpu, or cuda (their GPU defaults)
+batch = 1  # samples per engine call where the engine batches (vLLM); 1: one by one
 humaneval_n = 8  # HumanEval problems (seeded random subset of 164)
 humaneval_completion = True  # the same problems also as plain-text completion (Codex paper; base models)
 mbpp_n = 8  # MBPP problems from task ids 11-510 (seeded random subset of 257)
@@ -64,7 +66,7 @@ targets = [  # model × engine whose programs are run
 
 # %%
 P = validate("05_code", dict(
-    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx,
+    run_id=run_id, data_dir=data_dir, seed=seed, threads=threads, n_ctx=n_ctx, device=device, batch=batch,
     humaneval_n=humaneval_n, humaneval_completion=humaneval_completion, mbpp_n=mbpp_n, bfcl_n=bfcl_n, bfcl_languages=bfcl_languages,
     code_max_tokens=code_max_tokens, bfcl_max_tokens=bfcl_max_tokens,
     sandbox_timeout_s=sandbox_timeout_s, sandbox_memory_mb=sandbox_memory_mb, targets=targets))

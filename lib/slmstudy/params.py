@@ -240,6 +240,13 @@ class _QualityParams(_Strict):
     seed: int = Field(0, description="subset sampling and generation seed (decoding is greedy)")
     threads: int | None = Field(None, ge=1, description="CPU threads per engine (None = all)")
     n_ctx: int = Field(4096, ge=256, description="llama.cpp context length, tokens")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the engines run (cuda: "
+                                           "their GPU defaults, as the speed section's)")
+    batch: int = Field(1, ge=1, description="samples sent to the engine at once where it batches "
+                       "(vLLM: generation and log-likelihood); the others run one by one. A "
+                       "batched sample's timings are under load (its record says the batch "
+                       "size), and on a GPU batching can move a logit's last bits, so, rarely, a "
+                       "greedy token")
 
     @model_validator(mode="after")
     def _unique_targets(self):

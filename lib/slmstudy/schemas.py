@@ -107,6 +107,8 @@ class QualitySample(_Typed):
     prefill_tok_s: float | None = None
     layout: dict[str, Any] | None = None  # where it ran (slmstudy.layout), as SpeedRecord
     gpus: list[dict[str, Any]] | None = None
+    # samples sent to the engine together (params `batch`); > 1: the timings are under that load
+    batch: int | None = None
 
 
 class SpeedRow(BaseModel):

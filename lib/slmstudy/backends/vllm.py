@@ -213,11 +213,15 @@ class VLLMBackend(Backend):
     def _params(self, req: GenRequest):
         from vllm import SamplingParams
 
+        # stop strings as lm-eval's vLLM model passes `until` (SamplingParams.stop), the string
+        # kept in the text as the other engines keep it (GenRequest.stop); they need the text
+        stop = list(req.stop) if req.stop and not req.force_length and self.tokenizer else None
         return SamplingParams(
             max_tokens=req.max_tokens, min_tokens=req.max_tokens if req.force_length else 0,
             ignore_eos=req.force_length, temperature=req.temperature,
             top_p=req.top_p if req.temperature > 0 else 1.0, seed=req.seed,
-            detokenize=self.tokenizer is not None,
+            detokenize=self.tokenizer is not None, stop=stop,
+            include_stop_str_in_output=bool(stop),
         )
 
     def _run(self, requests: list[GenRequest]):

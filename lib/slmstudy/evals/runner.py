@@ -171,11 +171,13 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
                    tokenizer: str | None = None, label: str | None = None,
                    threads: int | None = None, n_ctx: int = 4096,
                    dtype: str = "float32", seed: int = 0,
-                   options: dict | None = None) -> EvalTarget:
+                   options: dict | None = None, device: str = "cpu",
+                   batch: int = 1) -> EvalTarget:
     """Find the files for `model` in `engine`. A bundled model (SmolLM2-135M-Instruct, Gemma 3
     270M) is derived on first use (slmstudy.artifacts.prepare); any other model needs a local
     `path` (and, for a GGUF, the HF `tokenizer` folder that holds its chat template). Nothing is
-    substituted silently. `options`: the engine's options by name, over the section's defaults."""
+    substituted silently. `options`: the engine's options by name, over the section's defaults;
+    `device` and `batch` (the most samples sent at once) reach them through the run context."""
     from ..forms import HF
     from ..models import BUNDLED
 
@@ -207,8 +209,9 @@ def resolve_target(model: str, engine: str, *, path: str | None = None,
                 f"{model_path} has no Hugging Face tokenizer (tokenizer_config.json) in it; set "
                 "`tokenizer` to the model's HF folder (its chat template renders the prompts for "
                 "every engine), or give a .gguf, which carries its own.")
-    opts = spec.options_for(RunContext(device="cpu", n_ctx=n_ctx, threads=threads, seed=seed,
-                                       dtype=dtype), options)
+    opts = spec.options_for(RunContext(device=device, n_ctx=n_ctx, threads=threads, seed=seed,
+                                       dtype=dtype, max_concurrency=batch if batch > 1 else None),
+                            options)
     return EvalTarget(model=model, engine=engine, path=model_path, tokenizer_dir=tok_dir,
                       options=opts, label=label or "")
 
@@ -274,8 +277,9 @@ class Evaluator:
     """Runs tasks for one target, appending to `results`; one backend, loaded on first need."""
 
     def __init__(self, target: EvalTarget, results: SectionResults, *, seed: int = 0,
-                 section: str = "", progress: bool = True):
+                 section: str = "", progress: bool = True, batch: int = 1):
         self.target = target
+        self.batch = batch  # samples per engine call, where the engine batches (engine_batches)
         self.results = results
         self.seed = seed
         self.section = section or results.dir.name
@@ -324,15 +328,25 @@ class Evaluator:
             backend = self._ensure_backend()
             if task.mode == "loglik":  # prompts that share a prefix (one subject's header and
                 todo = sorted(todo, key=lambda s: s.prompt or "")  # shots) run back to back
-            bar = tqdm(todo, desc=f"{task.name} [{task.mode}] {self.target.label}",
+            bar = tqdm(total=len(todo), desc=f"{task.name} [{task.mode}] {self.target.label}",
                        disable=not self.progress, unit="sample", mininterval=10)
-            n_ok = 0
-            for i, sample in enumerate(bar, 1):
-                rec = (self._generate_one(backend, task, sample) if task.mode == "generate"
-                       else self._continuations_one(backend, task, sample))
-                self.results.append(QualitySample.model_validate({**rec, **backend.placement}))
-                n_ok += rec["verdict"] == "correct"
-                bar.set_postfix_str(f"acc {n_ok}/{i}", refresh=False)
+            n_ok = n = 0
+            size = self.batch if engine_batches(backend) else 1
+            for start in range(0, len(todo), size):
+                chunk = todo[start:start + size]
+                if size == 1:
+                    recs = [self._generate_one(backend, task, chunk[0]) if task.mode == "generate"
+                            else self._continuations_one(backend, task, chunk[0])]
+                else:
+                    recs = (self._generate_chunk(backend, task, chunk) if task.mode == "generate"
+                            else self._continuations_chunk(backend, task, chunk))
+                for rec in recs:  # each record appended as soon as its batch is scored
+                    self.results.append(QualitySample.model_validate({**rec, **backend.placement}))
+                    n_ok += rec["verdict"] == "correct"
+                n += len(recs)
+                bar.update(len(recs))
+                bar.set_postfix_str(f"acc {n_ok}/{n}", refresh=False)
+            bar.close()
         return self.task_records(task)
 
     def task_records(self, task: Task) -> list[dict]:
@@ -359,19 +373,47 @@ class Evaluator:
     def _prompt_ids(self, task: Task, sample: Sample) -> list[int]:
         return prompt_ids(self.target, task, sample)
 
-    def _generate_one(self, backend: Backend, task: Task, sample: Sample) -> dict:
+    def _request(self, task: Task, sample: Sample) -> tuple[dict, GenRequest]:
         ids = self._prompt_ids(task, sample)
-        rec = self._base_record(task, sample, ids)
+        return self._base_record(task, sample, ids), GenRequest(
+            prompt_ids=ids, max_tokens=task.max_tokens, temperature=0.0, seed=self.seed,
+            request_id=sample.id, stop=tuple(task.stop))
+
+    @staticmethod
+    def _crashed(rec: dict, e: Exception) -> dict:
+        """The engine failed on this sample: an outcome, recorded."""
+        rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
+                   detail={"stage": "generate", "error": f"{type(e).__name__}: {e}",
+                           "traceback": traceback.format_exc(limit=5)},
+                   n_tokens=0, finish_reason="error")
+        return rec
+
+    def _generate_one(self, backend: Backend, task: Task, sample: Sample) -> dict:
+        rec, req = self._request(task, sample)
         try:
-            g = backend.generate_one(GenRequest(prompt_ids=ids, max_tokens=task.max_tokens,
-                                                temperature=0.0, seed=self.seed,
-                                                request_id=sample.id, stop=tuple(task.stop)))
-        except Exception as e:  # the engine failed on this sample: an outcome, recorded
-            rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
-                       detail={"stage": "generate", "error": f"{type(e).__name__}: {e}",
-                               "traceback": traceback.format_exc(limit=5)},
-                       n_tokens=0, finish_reason="error")
-            return rec
+            g = backend.generate_one(req)
+        except Exception as e:
+            return self._crashed(rec, e)
+        return self._scored(rec, g, task, sample)
+
+    def _generate_chunk(self, backend: Backend, task: Task, samples: list[Sample]) -> list[dict]:
+        """Several samples in one engine call (the engine schedules them as one batch, as lm-eval
+        hands vLLM all of a task's requests); each is scored as in the one-by-one loop, the
+        programs of a code task side by side in threads (each in its own sandboxed process)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pairs = [self._request(task, s) for s in samples]
+        try:
+            gens = backend.generate([req for _, req in pairs])
+        except Exception as e:
+            return [self._crashed(rec, e) for rec, _ in pairs]
+        for rec, _ in pairs:
+            rec["batch"] = len(samples)
+        with ThreadPoolExecutor(max_workers=min(8, len(samples))) as pool:
+            return list(pool.map(lambda a: self._scored(*a), [(rec, g, task, s) for (rec, _), g, s
+                                                             in zip(pairs, gens, samples)]))
+
+    def _scored(self, rec: dict, g, task: Task, sample: Sample) -> dict:
         rec.update(raw_output=g.text, output_ids=g.output_ids, n_tokens=g.n_tokens,
                    finish_reason=g.finish_reason, ttft_s=g.ttft_s if g.token_times_ns else None,
                    decode_tok_s=g.decode_tok_s if g.token_times_ns else None,
@@ -394,46 +436,64 @@ class Evaluator:
         return rec
 
     def _continuations_one(self, backend: Backend, task: Task, sample: Sample) -> dict:
+        return self._continuations_chunk(backend, task, [sample], batched=False)[0]
+
+    def _continuations_chunk(self, backend: Backend, task: Task, samples: list[Sample], *,
+                             batched: bool = True) -> list[dict]:
         """lm-eval's multiple_choice: log P(continuation | prompt) for each choice's text; the
         answer is the argmax of the sums (lm-eval `acc`; `acc_norm` divides by the
-        continuation's length in bytes and is kept in the detail)."""
-        ctx_text = sample.prompt if task.prompt_format == "text" else None
-        if ctx_text is None:
+        continuation's length in bytes and is kept in the detail). Every choice of every sample
+        goes to the engine in one call (lm-eval's vLLM model sends all of a task's requests at
+        once); with several samples, the prefill time and token counts are the call's."""
+        if task.prompt_format != "text" or any(s.prompt is None for s in samples):
             raise StudyError(f"task {task.name}: continuations need a text-format prompt")
-        pairs = [encode_pair(self.target.tokenizer_dir, ctx_text, c) for c in task.continuations]
-        rec = self._base_record(task, sample, pairs[0][0])
+        k = len(task.continuations)
+        pairs = [encode_pair(self.target.tokenizer_dir, s.prompt, c)
+                 for s in samples for c in task.continuations]
+        recs = [self._base_record(task, s, pairs[i * k][0]) for i, s in enumerate(samples)]
         t0 = time.perf_counter()
         try:
             res = backend.loglikelihood(pairs)
         except Exception as e:
-            rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
-                       detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"}, n_tokens=0)
-            return rec
+            for rec in recs:
+                rec.update(raw_output=None, extracted=None, verdict="crash", verdicts={},
+                           detail={"stage": "loglik", "error": f"{type(e).__name__}: {e}"}, n_tokens=0)
+            return recs
         prefill_s = time.perf_counter() - t0
-        lps = {c: r.logprob for c, r in zip(task.choices, res)}
-        norm = {c: r.logprob / max(1, len(cont.encode("utf-8")))
-                for c, r, cont in zip(task.choices, res, task.continuations)}
-        best = max(lps, key=lps.get)  # first of equals, like lm-eval's np.argmax
-        best_norm = max(norm, key=norm.get)
-        rec.update(raw_output=None, extracted=best, verdict="correct" if best == sample.gold else "wrong",
-                   verdicts={"acc_norm": "correct" if best_norm == sample.gold else "wrong"},
-                   score_value=None,
-                   detail={"continuation_logprobs": lps,
-                           "is_greedy": {c: r.is_greedy for c, r in zip(task.choices, res)},
-                           "continuation_ids": {c: p[1] for c, p in zip(task.choices, pairs)},
-                           "prompt_tokens": dict(backend.loglik_tokens)},
-                   n_tokens=0, prefill_s=prefill_s,
-                   prefill_tok_s=(backend.loglik_tokens["evaluated"] / prefill_s
-                                  if prefill_s > 0 else None))
-        return rec
+        for i, (rec, sample) in enumerate(zip(recs, samples)):
+            mine, my_pairs = res[i * k:(i + 1) * k], pairs[i * k:(i + 1) * k]
+            lps = {c: r.logprob for c, r in zip(task.choices, mine)}
+            norm = {c: r.logprob / max(1, len(cont.encode("utf-8")))
+                    for c, r, cont in zip(task.choices, mine, task.continuations)}
+            best = max(lps, key=lps.get)  # first of equals, like lm-eval's np.argmax
+            best_norm = max(norm, key=norm.get)
+            rec.update(raw_output=None, extracted=best,
+                       verdict="correct" if best == sample.gold else "wrong",
+                       verdicts={"acc_norm": "correct" if best_norm == sample.gold else "wrong"},
+                       score_value=None,
+                       detail={"continuation_logprobs": lps,
+                               "is_greedy": {c: r.is_greedy for c, r in zip(task.choices, mine)},
+                               "continuation_ids": {c: p[1] for c, p in zip(task.choices, my_pairs)},
+                               "prompt_tokens": dict(backend.loglik_tokens)},
+                       n_tokens=0, prefill_s=prefill_s,
+                       prefill_tok_s=(backend.loglik_tokens["evaluated"] / prefill_s
+                                      if prefill_s > 0 else None))
+            if batched:
+                rec["batch"] = len(samples)
+        return recs
+
+
+def engine_batches(backend: Backend) -> bool:
+    """Does this engine take several requests in one call (its own batch scheduler)?"""
+    return type(backend)._generate_batch is not Backend._generate_batch
 
 
 def run_tasks(target: EvalTarget, tasks: Iterable[Task], results: SectionResults, *,
-              seed: int = 0, progress: bool = True) -> tuple[list[dict], float | None]:
+              seed: int = 0, progress: bool = True, batch: int = 1) -> tuple[list[dict], float | None]:
     """Run every task for one target with one backend; (records, backend load seconds or None
     when everything was already in the log)."""
     out: list[dict] = []
-    with Evaluator(target, results, seed=seed, progress=progress) as ev:
+    with Evaluator(target, results, seed=seed, progress=progress, batch=batch) as ev:
         for task in tasks:
             out.extend(ev.run(task))
         return out, ev.load_s
@@ -443,7 +503,8 @@ def target_from_spec(spec, params) -> EvalTarget:
     """An EvalTarget from a params `QualityTarget` and the section's threads / n_ctx / seed."""
     return resolve_target(spec.model, spec.engine, path=spec.path, tokenizer=spec.tokenizer,
                           label=spec.name(), threads=params.threads, n_ctx=params.n_ctx,
-                          dtype=spec.dtype, seed=params.seed, options=spec.options)
+                          dtype=spec.dtype, seed=params.seed, options=spec.options,
+                          device=params.device, batch=params.batch)
 
 
 def select_tasks(tasks: Iterable[Task], spec) -> list[Task]:
@@ -483,7 +544,8 @@ def run_section(params, tasks: list[Task], results: SectionResults, *,
         target = target_from_spec(spec, params)
         chosen = select_tasks(tasks, spec)
         runnable, skipped = split_by_chat_template(target, chosen)
-        recs, load_s = run_tasks(target, runnable, results, seed=params.seed, progress=progress)
+        recs, load_s = run_tasks(target, runnable, results, seed=params.seed, progress=progress,
+                                 batch=params.batch)
         records.extend(recs)
         infos.append({**target_info(target), "load_s": load_s, "n_records": len(recs),
                       "skipped": skipped})
