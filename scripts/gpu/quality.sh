@@ -7,6 +7,7 @@
 #   bash scripts/gpu/quality.sh STEP[,STEP...]      vllm | llamacpp  (that engine's targets)
 #   SLM_SECTIONS=04_math,05_code,03_chinese_quality  the sections, in this order (the default)
 #   SLM_STOP_AFTER=<s>   stop (SIGINT, then the records so far are kept) s seconds into the call
+#   SLM_RESUME=<path>.tgz  an earlier call's snapshot.tgz, unpacked first on a fresh machine (carry it)
 # The first call starts the CUDA build of llama-cpp-python in the background. Records accumulate
 # in $HOME/slm-runs/gpu-quality (a rerun resumes: a sample already scored is not run again) and
 # every 45 s and at the end the folder goes to $OUT/snapshot.tgz. Sequence: scripts/gpu/README.md.
@@ -15,6 +16,11 @@ source "$(dirname "$0")/common.sh"
 export SLMSTUDY_DATA_DIR=$HOME/slm-data PYTHONPATH="$PYTHONPATH:$HOME/slm-pylib"  # the scorers' packages last
 [ -f "$HOME/.slm-quality/unpacked" ] || { echo "the quality pieces are not unpacked: carry .gpu/q/p01 … with stage_files.sh first"; exit 2; }
 RUN_ID=gpu-quality
+# greedy decoding needs no FlashInfer sampling kernels: skip their JIT build on a fresh machine
+export VLLM_USE_FLASHINFER_SAMPLER=0
+if [ -n "${SLM_RESUME:-}" ] && [ ! -d "$RUNS/$RUN_ID" ]; then
+  mkdir -p "$RUNS/$RUN_ID" && tar xzf "$SLM_RESUME" -C "$RUNS/$RUN_ID" && echo "resumed from $SLM_RESUME"
+fi
 SLM_SECTIONS=${SLM_SECTIONS:-04_math,05_code,03_chinese_quality}
 start_llamacpp_build || true
 write_device_txt

@@ -88,6 +88,7 @@ def humaneval_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float
                       data={"prompt": it["prompt"], "test": it["test"],
                             "entry_point": it["entry_point"]}) for it in items]
     return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
+                threaded_scoring=True,  # each program in its own sandboxed process
                 protocol="study/humaneval",
                 config={"template": HUMANEVAL_TEMPLATE, "sanitize": SANITIZE, "execution": EXECUTION,
                         "timeout_s": timeout_s, "memory_mb": memory_mb})
@@ -120,6 +121,7 @@ def humaneval_completion_task(items: list[dict], *, max_tokens: int = 384, timeo
                       data={"prompt": it["prompt"], "test": it["test"],
                             "entry_point": it["entry_point"]}) for it in items]
     return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
+                threaded_scoring=True,  # each program in its own sandboxed process
                 prompt_format="text", stop=HUMANEVAL_COMPLETION_STOP,
                 protocol="human-eval/humaneval-completion",
                 config={"template": "humaneval-prompt-verbatim", "execution": EXECUTION,
@@ -159,6 +161,7 @@ def mbpp_task(items: list[dict], *, max_tokens: int = 384, timeout_s: float = 10
                       data={"test_imports": it["test_imports"], "test_list": it["test_list"],
                             "entry_point": it["entry_point"]}) for it in items]
     return Task(name=name, samples=samples, scorer=scorer, max_tokens=max_tokens,
+                threaded_scoring=True,  # each program in its own sandboxed process
                 protocol="study/mbpp",
                 config={"template": MBPP_TEMPLATE, "sanitize": SANITIZE, "execution": EXECUTION,
                         "timeout_s": timeout_s, "memory_mb": memory_mb})

@@ -32,7 +32,7 @@ import statistics
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,9 @@ class Task:
     continuations: tuple[str, ...] | None = None
     stop: tuple[str, ...] = ()
     protocol: str = ""
+    # the scorer may run in threads, samples side by side (it runs each program in its own
+    # process); a scorer with SIGALRM timeouts (math-verify's) must stay in the main thread
+    threaded_scoring: bool = False
 
     def __post_init__(self):
         if self.prompt_format not in ("chat", "text"):
@@ -340,12 +343,12 @@ class Evaluator:
                 else:
                     recs = (self._generate_chunk(backend, task, chunk) if task.mode == "generate"
                             else self._continuations_chunk(backend, task, chunk))
-                for rec in recs:  # each record appended as soon as its batch is scored
+                for rec in recs:  # each record appended as soon as it is scored
                     self.results.append(QualitySample.model_validate({**rec, **backend.placement}))
                     n_ok += rec["verdict"] == "correct"
-                n += len(recs)
-                bar.update(len(recs))
-                bar.set_postfix_str(f"acc {n_ok}/{n}", refresh=False)
+                    n += 1
+                    bar.update(1)
+                    bar.set_postfix_str(f"acc {n_ok}/{n}", refresh=False)
             bar.close()
         return self.task_records(task)
 
@@ -396,22 +399,27 @@ class Evaluator:
             return self._crashed(rec, e)
         return self._scored(rec, g, task, sample)
 
-    def _generate_chunk(self, backend: Backend, task: Task, samples: list[Sample]) -> list[dict]:
+    def _generate_chunk(self, backend: Backend, task: Task, samples: list[Sample]) -> Iterator[dict]:
         """Several samples in one engine call (the engine schedules them as one batch, as lm-eval
-        hands vLLM all of a task's requests); each is scored as in the one-by-one loop, the
-        programs of a code task side by side in threads (each in its own sandboxed process)."""
+        hands vLLM all of a task's requests); each is then scored as in the one-by-one loop and
+        yielded at once (the caller appends it), the programs of a code task side by side in
+        threads (`Task.threaded_scoring`)."""
         from concurrent.futures import ThreadPoolExecutor
 
         pairs = [self._request(task, s) for s in samples]
         try:
             gens = backend.generate([req for _, req in pairs])
         except Exception as e:
-            return [self._crashed(rec, e) for rec, _ in pairs]
+            yield from (self._crashed(rec, e) for rec, _ in pairs)
+            return
         for rec, _ in pairs:
             rec["batch"] = len(samples)
+        jobs = [(rec, g, task, s) for (rec, _), g, s in zip(pairs, gens, samples)]
+        if not task.threaded_scoring:
+            yield from (self._scored(*job) for job in jobs)
+            return
         with ThreadPoolExecutor(max_workers=min(8, len(samples))) as pool:
-            return list(pool.map(lambda a: self._scored(*a), [(rec, g, task, s) for (rec, _), g, s
-                                                             in zip(pairs, gens, samples)]))
+            yield from pool.map(lambda job: self._scored(*job), jobs)  # in order, as each is done
 
     def _scored(self, rec: dict, g, task: Task, sample: Sample) -> dict:
         rec.update(raw_output=g.text, output_ids=g.output_ids, n_tokens=g.n_tokens,
