@@ -20,7 +20,7 @@ DATA_N = {"bfcl_simple": "bfcl_n"}  # the params field that says whether a datas
 
 
 def run(section: str, params_file: Path, *, engines: list[str] | None = None,
-        progress: bool = True) -> Path | None:
+        progress: bool = True, summarize_only: bool = False) -> Path | None:
     """Run one section from a params file (only the targets on `engines`, if given); returns the
     summary.json path, which covers every record of the run folder's targets run so far."""
     import importlib
@@ -51,10 +51,26 @@ def run(section: str, params_file: Path, *, engines: list[str] | None = None,
     tasks = mod.build_tasks(P)  # data files are checked against MANIFEST.json sha256 here
     used = [n for n in names if getattr(P, DATA_N.get(n, f"{n}_n"))]
     data_used = datasets.provenance(used, P.data_dir)
-    runner.write_section_provenance(results, P.model_dump(), data_used)
+    if summarize_only:
+        infos = []
+    else:
+        runner.write_section_provenance(results, P.model_dump(), data_used)
+        infos = _run_targets(section, P, tasks, results, progress)
+    return _write_summary(results, full, tasks, infos, data_used)
+
+
+def _run_targets(section, P, tasks, results, progress) -> list[dict]:
+    from . import runner
+
     print(f"{section}: {len(tasks)} tasks, {sum(len(t.samples) for t in tasks)} samples per "
           f"target, {len(P.targets)} targets, device {P.device}, batch {P.batch}", flush=True)
     _, infos = runner.run_section(P, tasks, results, progress=progress)
+    return infos
+
+
+def _write_summary(results, full, tasks, infos, data_used) -> Path:
+    from . import runner
+
     # the summary covers every target of the params file scored so far (an earlier call may have
     # run the other engines' targets): their records of this plan's tasks, from the log
     ran = {i["label"]: i for i in infos}
@@ -64,7 +80,7 @@ def run(section: str, params_file: Path, *, engines: list[str] | None = None,
             for s in task.samples}
     records = [r for r in results.records() if r.get("key") in keys]
     infos = [ran.get(n) or {"label": n, "model": t.model, "engine": t.engine, "load_s": None,
-                            "note": "run by an earlier call"}
+                            "note": "not run by this call"}
              for n, t in zip(labels, full.targets) if any(r["target"] == n for r in records)]
     return results.write_summary(runner.section_summary(
         records, full.model_dump(), extra={"targets": infos, "data": data_used}))
@@ -79,12 +95,14 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-root", type=Path, help="where runs go (SLMSTUDY_RUNS; default build/runs)")
     ap.add_argument("--engines", help="only the targets on these engines (comma-separated)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--summarize", action="store_true",
+                    help="run nothing: write summary.json from the records in the run folder")
     a = ap.parse_args(argv)
     if a.runs_root:
         os.environ["SLMSTUDY_RUNS"] = str(a.runs_root.resolve())
     try:
         path = run(a.section, a.params, progress=not a.quiet,
-                   engines=a.engines.split(",") if a.engines else None)
+                   engines=a.engines.split(",") if a.engines else None, summarize_only=a.summarize)
     except StudyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
