@@ -77,3 +77,29 @@ def test_gemma_gguf_architecture_matches_registry():
         header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
     n = sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
     assert n == want.param_count() + 18 * (2 * 640 + 2 * 256)
+
+
+def test_a_carried_tokenizer_is_used_as_it_is_and_named_in_the_manifest(tmp_path, arts, monkeypatch):
+    """SLMSTUDY_TOKENIZERS (the GPU machine): the HF folder derived from a GGUF takes the
+    tokenizer files made from that GGUF elsewhere, byte for byte, instead of making its own (a
+    tokenizer made from a GGUF depends on the transformers version); the manifest names them. A
+    set variable without this GGUF's folder is refused with the fix."""
+    import json
+    import shutil
+
+    sha = json.loads((arts.gguf.parent / "artifact.json").read_text())["sha256"]
+    carried = tmp_path / "tok" / sha[:16]
+    carried.mkdir(parents=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(arts.hf / f, carried / f)
+    cfg = json.loads((carried / "tokenizer_config.json").read_text())
+    cfg["model_max_length"] = 12345  # a mark only the carried file has
+    (carried / "tokenizer_config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("SLMSTUDY_TOKENIZERS", str(tmp_path / "tok"))
+    out = artifacts.build_hf(arts.gguf, tmp_path / "hf")
+    assert (out / "tokenizer_config.json").read_bytes() == (carried / "tokenizer_config.json").read_bytes()
+    assert (out / "tokenizer.json").read_bytes() == (arts.hf / "tokenizer.json").read_bytes()
+    assert json.loads((out / "artifact.json").read_text())["tools"]["tokenizer"] == str(carried)
+    monkeypatch.setenv("SLMSTUDY_TOKENIZERS", str(tmp_path / "elsewhere"))
+    with pytest.raises(artifacts.StudyError, match="no tokenizer_config.json.*pack_quality"):
+        artifacts.build_hf(arts.gguf, tmp_path / "hf2")

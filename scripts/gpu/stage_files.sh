@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from a folder made by scripts/gpu/pack_quality.sh: parks this folder's
-# piece; once all pieces are there, unpacks them into $HOME (slm-cache, slm-data, slm-pylib) and
+# piece; once all pieces are there, unpacks them into $HOME (slm-cache, slm-data, slm-pylib, slm-tokenizers) and
 # checks every file's sha256. Then runs the command after `--`, if any.
 #   bash <carried dir>/stage_files.sh [-- command ...]
 set -uo pipefail
@@ -17,6 +17,6 @@ if [ ! -f "$Q/unpacked" ]; then
   t0=$(date +%s)
   cat "$Q"/pieces/piece.* | tar xf - -C "$HOME" || { echo "pieces damaged"; exit 4; }
   (cd "$HOME" && sha256sum -c --quiet SHA256) || { echo "checksum mismatch"; exit 4; }
-  touch "$Q/unpacked"; echo "unpacked in $(( $(date +%s) - t0 )) s: $HOME/slm-cache, slm-data, slm-pylib"
+  touch "$Q/unpacked"; echo "unpacked in $(( $(date +%s) - t0 )) s: $HOME/slm-cache, slm-data, slm-pylib, slm-tokenizers"
 fi
 if [ "${1:-}" = "--" ]; then shift; "$@"; fi
