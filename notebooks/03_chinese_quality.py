@@ -123,6 +123,16 @@ rows = runner.summarize(records)
 views.table(rows)
 
 # %% [markdown]
+# ### On a GPU: every item of each benchmark
+# The committed GPU snapshots (`results/*-quality/`, made by `scripts/gpu/quality.sh`; each
+# folder's README says how and what was left out) scored the full sets. Beside each of their
+# rows is this run's accuracy for the same model, task and scoring mode, on its subset, with the
+# engine it ran on.
+
+# %%
+views.beside_snapshots(SECTION, rows)
+
+# %% [markdown]
 # ### Figure: accuracy per task × target × scoring mode
 # Bars: accuracy with Wilson 95% CI. ×: format-failure rate. Dotted: chance for four options.
 # Look at whether the interval clears chance, and at how far generative and log-likelihood

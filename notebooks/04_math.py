@@ -109,6 +109,16 @@ views.table(rows, extra=["flexible_accuracy", "flexible_ci_low", "flexible_ci_hi
                          "boxed_accuracy", "boxed_ci_low", "boxed_ci_high"])
 
 # %% [markdown]
+# ### On a GPU: every item of each benchmark
+# The committed GPU snapshots (`results/*-quality/`, made by `scripts/gpu/quality.sh`; each
+# folder's README says how and what was left out) scored the full sets. Beside each of their
+# rows is this run's accuracy for the same model, task and scoring mode, on its subset, with the
+# engine it ran on.
+
+# %%
+views.beside_snapshots(SECTION, rows)
+
+# %% [markdown]
 # ### Figure: accuracy per benchmark and target
 # Bars: the protocol's accuracy (Wilson 95% CI); ×: format-failure rate. GSM8K's flexible reading
 # and MATH-500's box-only reading are separate rows, so the gap shows how much the answer format

@@ -101,6 +101,16 @@ rows = runner.summarize(records)
 views.table(rows, extra=["json_valid_accuracy", "schema_valid_accuracy"])
 
 # %% [markdown]
+# ### On a GPU: every item of each benchmark
+# The committed GPU snapshots (`results/*-quality/`, made by `scripts/gpu/quality.sh`; each
+# folder's README says how and what was left out) scored the full sets. Beside each of their
+# rows is this run's accuracy for the same model, task and scoring mode, on its subset, with the
+# engine it ran on.
+
+# %%
+views.beside_snapshots(SECTION, rows)
+
+# %% [markdown]
 # ### Figure: accuracy per benchmark and target
 # Bars: pass@1 (HumanEval, MBPP) and exact-call accuracy (BFCL) with Wilson 95% CIs;
 # ×: format-failure rate (no compilable code, or no JSON function call).

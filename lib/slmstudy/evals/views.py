@@ -134,3 +134,56 @@ def findings(summary: dict, chance: dict[str, float] | None = None) -> str:
                      " — the intervals overlap: no winner at this sample size")
         out.append(line)
     return "\n".join(out)
+
+
+def _interval(r: dict) -> str:
+    return f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+def _device_name(folder) -> str:
+    """The GPU named in a snapshot's device.txt (nvidia-smi's CSV, its first data row)."""
+    f = folder / "device.txt"
+    lines = f.read_text(encoding="utf-8").splitlines() if f.is_file() else []
+    return lines[1].split(",")[0].strip() if len(lines) > 1 and "," in lines[1] else "?"
+
+
+def snapshot_quality_rows(section: str, root=None) -> list[dict]:
+    """Every row of the committed quality snapshots of `section` (results/*/<section>/summary.json
+    with quality rows: scripts/gpu/quality.sh), with the snapshot's name and GPU."""
+    import json
+
+    from ..results import snapshot_dirs
+
+    out = []
+    for d in snapshot_dirs(root):
+        f = d / section / "summary.json"
+        if not f.is_file():
+            continue
+        s = json.loads(f.read_text(encoding="utf-8"))
+        if "bandwidth" in s:  # a speed summary
+            continue
+        out += [{"snapshot": d.name, "device": _device_name(d), **r} for r in s.get("rows", [])]
+    return out
+
+
+def beside_snapshots(section: str, rows: list[dict], root=None):
+    """The committed GPU snapshots' rows of this section (every item of each benchmark) beside
+    this run's rows for the same model, task and scoring mode (its subset, any engine): a
+    DataFrame, or a sentence when no snapshot has the section."""
+    import pandas as pd
+
+    snap = snapshot_quality_rows(section, root)
+    if not snap:
+        return f"no committed GPU quality snapshot has section {section}"
+    out = []
+    for r in snap:
+        model = r["target"].split("/")[0]
+        here = [h for h in rows if h["task"] == r["task"] and h.get("mode") == r.get("mode")
+                and h["target"].split("/")[0] == model]
+        out.append({"snapshot": r["snapshot"], "device": r["device"], "task": r["task"],
+                    "mode": r.get("mode"), "target": r["target"], "items": r["n"],
+                    "accuracy [95% CI]": _interval(r),
+                    "format failures": r.get("format_failure"),
+                    "this run": "; ".join(f"{h['target'].split('/', 1)[-1]}: {_interval(h)} "
+                                          f"on {h['n']}" for h in here) or "not run here"})
+    return pd.DataFrame(out)
