@@ -8,6 +8,7 @@ breakdowns (letter shares, MATH by level, lm-eval peer), which need the notebook
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,12 +52,20 @@ def run(section: str, params_file: Path, *, engines: list[str] | None = None,
     tasks = mod.build_tasks(P)  # data files are checked against MANIFEST.json sha256 here
     used = [n for n in names if getattr(P, DATA_N.get(n, f"{n}_n"))]
     data_used = datasets.provenance(used, P.data_dir)
+    extra_data = {}
+    if section == "05_code":  # the sandbox layers of the machine the programs ran on
+        from . import sandbox
+
+        prov = results.dir / "provenance.json"
+        recorded = (json.loads(prov.read_text()).get("data") or {}).get("sandbox_layers") \
+            if prov.is_file() else None
+        extra_data["sandbox_layers"] = (recorded or []) if summarize_only else sandbox.sandbox_layers()
     if summarize_only:
         infos = []
     else:
-        runner.write_section_provenance(results, P.model_dump(), data_used)
+        runner.write_section_provenance(results, P.model_dump(), {**data_used, **extra_data})
         infos = _run_targets(section, P, tasks, results, progress)
-    return _write_summary(results, full, tasks, infos, data_used)
+    return _write_summary(section, results, full, tasks, infos, data_used, extra_data)
 
 
 def _run_targets(section, P, tasks, results, progress) -> list[dict]:
@@ -68,8 +77,9 @@ def _run_targets(section, P, tasks, results, progress) -> list[dict]:
     return infos
 
 
-def _write_summary(results, full, tasks, infos, data_used) -> Path:
-    from . import runner
+def _write_summary(section, results, full, tasks, infos, data_used, extra_data) -> Path:
+    from .. import schemas
+    from . import chinese, runner
 
     # the summary covers every target of the params file scored so far (an earlier call may have
     # run the other engines' targets): their records of this plan's tasks, from the log
@@ -82,8 +92,18 @@ def _write_summary(results, full, tasks, infos, data_used) -> Path:
     infos = [ran.get(n) or {"label": n, "model": t.model, "engine": t.engine, "load_s": None,
                             "note": "not run by this call"}
              for n, t in zip(labels, full.targets) if any(r["target"] == n for r in records)]
-    return results.write_summary(runner.section_summary(
-        records, full.model_dump(), extra={"targets": infos, "data": data_used}))
+    # the section's own summary schema, as its notebook writes it (the lm-eval peer: none here)
+    if section == "03_chinese_quality":
+        summary = chinese.section_summary(records, full, infos, data_used, None)
+    elif section == "04_math":
+        level_rows = runner.summarize([r for r in records if r["task"] == "math500"],
+                                      by=("target", "meta.level"))
+        summary = runner.section_summary(records, full.model_dump(), schema=schemas.MathSummary, extra={
+            "targets": infos, "math500_by_level": level_rows, "data": data_used, "peer_lmeval": None})
+    else:
+        summary = runner.section_summary(records, full.model_dump(), schema=schemas.CodeSummary, extra={
+            "targets": infos, "sandbox_layers": list(extra_data["sandbox_layers"]), "data": data_used})
+    return results.write_summary(summary)
 
 
 def _main(argv: list[str] | None = None) -> int:
