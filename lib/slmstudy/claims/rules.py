@@ -29,6 +29,7 @@ from .published import (
     not_published_reason,
 )
 from .vocabulary import (
+    CHARS_ROUNDING_TOL,
     CONSISTENT,
     CONTEXT_REL_TOL,
     DATASHEET_REL_TOL,
@@ -36,6 +37,7 @@ from .vocabulary import (
     IMPOSSIBLE,
     INCONSISTENT,
     MEMORY_IMPOSSIBLE_RATIO,
+    MEASUREMENT_REL_TOL,
     MEMORY_ROUNDING_TOL,
     NOT_TESTABLE,
     PARAMS_REL_TOL,
@@ -381,15 +383,47 @@ def judge_context(claim: Claim, arch, hardware, ledger) -> Verdict:
 
 
 def judge_context_chars(claim: Claim, arch, hardware, ledger) -> Verdict:
-    """Characters said to fit in the context: needs the tokenizer's chars/token on such text."""
+    """Han characters said to fit in the context, by the model's own published tokenizer
+    (claims/tokenizer.py): above what any text can fit (each token completes at most k Han
+    characters) is impossible by the tokenizer's definition; above what Chinese prose fits (the
+    tokenizer's Han characters per token on AlignBench's reference answers, measured here, within
+    MEASUREMENT_REL_TOL) is inconsistent with the measurement."""
+    from . import tokenizer
+
     spec = arch_spec(arch, claim.model)
     context = spec.context_extended or spec.context
-    return Verdict(
-        NOT_TESTABLE,
-        f"{claim.value:,.0f} characters in {context:,} tokens would need {claim.value / context:.1f} characters "
-        "per token; testing it needs the tokenizer's characters/token on Chinese text",
-        "none",
-    )
+    need = (f"{claim.value:,.0f} characters in {context:,} tokens would need {claim.value / context:.1f} "
+            "characters per token")
+    vocab = tokenizer.for_model(claim.model)
+    if vocab is None:
+        return Verdict(NOT_TESTABLE, need + f"; no published tokenizer of {claim.model} is committed "
+                       "(data/tokenizers/tokenizers.yaml)", "none")
+    low = claim.value * (1 - CHARS_ROUNDING_TOL) if claim.relation == "~" else claim.value
+    k, longest = vocab.max_han_per_token()
+    bound = k * context
+    evidence = (f"{need}. The model's tokenizer ({vocab.entry['regular_tokens']:,} regular tokens; "
+                f"{vocab.source}, sha256 {vocab.entry['sha256'][:12]}…; the model keeps this vocabulary: "
+                f"{vocab.entry['same_as']}): no token "
+                f"completes more than {k} Han characters (the longest: {longest.strip()!r}), so {context:,} "
+                f"tokens hold at most {bound:,} Han characters")
+    claimed = (f"claimed {format_claimed(claim)} (read as at least {low:,.0f}: ±{CHARS_ROUNDING_TOL:.0%} rounding)"
+               if claim.relation == "~" else f"claimed {format_claimed(claim)}")
+    rate = tokenizer.chinese_prose_rate(vocab)
+    measured = ("; Chinese prose not measured (no benchmark data folder)" if rate is None else
+                f"; on Chinese prose ({rate.source}, {rate.texts} texts) it encodes {rate.han_per_token:.2f} Han "
+                f"characters ({rate.chars_per_token:.2f} characters) per token: {context:,} tokens hold about "
+                f"{rate.han_per_token * context:,.0f} Han characters")
+    if low > bound:
+        return Verdict(IMPOSSIBLE, f"{evidence}, below the {claimed}: no text of that many Han characters "
+                       f"fits, whatever it says{measured}", "physics")
+    if rate is None:
+        return Verdict(CONSISTENT, f"{evidence}, not below the {claimed}{measured}", "physics")
+    typical = rate.han_per_token * context
+    measured += f" (tolerance ±{MEASUREMENT_REL_TOL:.0%})"
+    if low > typical * (1 + MEASUREMENT_REL_TOL):
+        return Verdict(INCONSISTENT, evidence + measured + f", {low / typical:.1f}x short of the {claimed}",
+                       "measurement")
+    return Verdict(CONSISTENT, evidence + measured, "measurement")
 
 
 def judge_e2e(claim: Claim, arch, hardware, ledger) -> Verdict:

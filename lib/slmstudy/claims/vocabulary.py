@@ -105,6 +105,7 @@ SIZE_REL_TOL = 0.25  # claimed weights size vs params x bytes/param
 MEMORY_ROUNDING_TOL = 0.10  # weights may exceed a claimed "about N GB" by this much (rounding)
 MEMORY_IMPOSSIBLE_RATIO = 1.25  # weights > 1.25 x claimed device memory: cannot be resident
 CONTEXT_REL_TOL = 0.03  # "128K" = 131072 or 128000
+CHARS_ROUNDING_TOL = 0.10  # "百万汉字" (a million characters) is a round number: read as at least 900,000
 E2E_REL_TOL = 0.05  # internal arithmetic of a row of TTFT, tokens/s and total time
 DATASHEET_REL_TOL = 0.05  # claimed hardware memory size vs datasheet
 MEASUREMENT_REL_TOL = 0.25  # claim vs this study's measurement (engines and versions differ)
