@@ -112,10 +112,11 @@ measured_table
 # %% [markdown]
 # ## The articles' command lines, run as written
 # Notebook 01 ran the articles' vLLM command lines here, exactly as printed but for the model id
-# (a local replica of the same architecture) and the port (`data/commands.yaml`). A command that
-# serves is **consistent** with its article; one that vLLM refuses is **inconsistent**, with the
-# error it printed and the corrections it needed; one that needs what this machine lacks (a
-# Docker engine) is **not testable here**.
+# (a local replica of the same architecture) and the port (`data/commands.yaml`), and article
+# 001's code listings with only the model path changed. A command that serves (a listing that
+# runs) is **consistent** with its article; one that vLLM refuses (a listing that fails) is
+# **inconsistent**, with the error it printed and the corrections it needed; one that needs what
+# this machine lacks (a Docker engine) is **not testable here**.
 
 # %%
 pd.DataFrame(command_rows) if command_rows else Markdown(

@@ -124,8 +124,11 @@ for p in probes:
 # Qwen2 architecture: the articles' checkpoint is not downloadable here) and the port (a free
 # one); the replica's random weights add `--load-format dummy`. A refused command is run again
 # with each correction in turn (`command_fixes`), so the table shows every problem and whether the
-# corrected command serves. Logs: `logs/commands/` beside the records. The claims ledger
-# (notebook 00) judges each command by this outcome.
+# corrected command serves. Article 001's two code listings (llama-cpp-python, onnxruntime-genai)
+# run the same way as Python files, their line breaks restored and the model path pointed at the
+# embedded model's own GGUF and ONNX folder: *runs* (exit 0, `printed` shows the start of what it
+# printed) or *fails* (the error line). Logs: `logs/commands/` beside the records. The claims
+# ledger (notebook 00) judges each command by this outcome.
 
 # %%
 if P.article_commands:

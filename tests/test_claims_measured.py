@@ -174,3 +174,30 @@ def test_a_feature_claim_follows_notebook_01s_probe(tmp_path):
     failed = judged(claim, measured.collect(run_with(False), tmp_path / "none"))
     assert failed.verdict == C.INCONSISTENT and failed.basis == "measurement"
     assert judged(claim, measured.collect(run_with(None), tmp_path / "none")).verdict == C.NOT_TESTABLE
+
+
+def test_a_listing_that_fails_as_written_is_inconsistent_and_its_section_keeps_what_is_pending(tmp_path):
+    run = tmp_path / "runs" / "t"
+    (run / "01_deployment").mkdir(parents=True)
+    fails = {"id": "a001-4.2-onnxruntime-genai", "article": "001", "section": "4.2", "quote": "q", "claim": "c",
+             "kind": "listing", "outcome": "fails", "reason": "TypeError: __init__(): incompatible constructor arguments.",
+             "fixed_outcome": "runs",
+             "attempts": [{"fixes": [], "outcome": "fails", "exit_code": 1, "error": "TypeError", "seconds": 1},
+                          {"fixes": ["Generator takes GeneratorParams"], "outcome": "runs", "exit_code": 0,
+                           "error": "", "seconds": 1, "printed": "spring"}]}
+    runs = {"id": "a001-4.1-llama-cpp-python", "article": "001", "section": "4.1", "quote": "q", "claim": "c",
+            "kind": "listing", "outcome": "runs", "reason": "", "fixed_outcome": None,
+            "attempts": [{"fixes": [], "outcome": "runs", "exit_code": 0, "error": "", "seconds": 9,
+                          "printed": "春天"}]}
+    (run / "01_deployment" / "summary.json").write_text(json.dumps({"commands": [fails, runs]}))
+    empty = tmp_path / "none"
+    empty.mkdir()
+    rows = {r["id"]: r for r in measured.command_verdicts(measured.collect(run, results_root=empty))}
+    assert rows["a001-4.2-onnxruntime-genai"]["verdict"] == C.INCONSISTENT
+    assert "TypeError" in rows["a001-4.2-onnxruntime-genai"]["evidence"]
+    assert "→ runs" in rows["a001-4.2-onnxruntime-genai"]["evidence"]
+    assert rows["a001-4.1-llama-cpp-python"]["verdict"] == C.CONSISTENT
+    assert "春天" in rows["a001-4.1-llama-cpp-python"]["evidence"]
+    claims, verdicts, _, _ = ledger.judge_ledger()
+    cov = {(r["article"], r["section"]): r for r in ledger.coverage_rows(claims, verdicts, commands=list(rows.values()))}
+    assert cov[("001", "4.2")]["commands run"] == 1 and cov[("001", "4.2")]["not covered"].startswith("pending: ")

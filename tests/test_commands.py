@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,45 @@ def test_a_refused_start_is_recorded_with_its_exit_and_log(tmp_path):
     hung = K.run_once([sys.executable, "-c", "import time; time.sleep(60)"], port=1,
                       log_path=tmp_path / "h.log", timeout_s=2)
     assert hung["outcome"] == K.TIMED_OUT
+
+
+def test_a_listing_is_its_quote_with_line_breaks_restored():
+    """The code run is the article's text, whitespace aside, and the only literal swapped is the
+    model path."""
+    listings = [c for c in K.load_commands() if c.code]
+    assert {c.id for c in listings} >= {"a001-4.1-llama-cpp-python", "a001-4.2-onnxruntime-genai"}
+    for c in listings:
+        assert flat(c.code) == flat(c.quote), c.id
+        assert list(c.substitute.values()) == ["model"] and next(iter(c.substitute)) in c.code
+        assert K.listing_code(c, [], Path("/m")).replace("/m", next(iter(c.substitute))) == c.code
+
+
+def test_a_listing_needs_its_artifact_form():
+    with pytest.raises(Exception, match="a listing needs artifact"):
+        K.ArticleCommand.model_validate({"id": "x", "article": "001", "section": "1", "quote": "q",
+                                         "code": "print(1)", "claim": "c", "artifact": {"model": "m", "form": "pt"}})
+    with pytest.raises(Exception, match="either argv .* or code"):
+        K.ArticleCommand.model_validate({"id": "x", "article": "001", "section": "1", "quote": "q",
+                                         "argv": ["a"], "code": "print(1)", "claim": "c"})
+
+
+def test_a_failing_listing_keeps_its_error_and_what_it_printed(tmp_path):
+    ok = K.run_listing("print('spring')\n", tmp_path / "ok.py", timeout_s=60)
+    assert ok["outcome"] == K.RUNS and ok["printed"] == "spring\n" and ok["exit_code"] == 0
+    bad = K.run_listing("import sys\nprint('half')\nsys.stdout.flush()\nraise TypeError('no such signature')\n",
+                        tmp_path / "bad.py", timeout_s=60)
+    assert bad["outcome"] == K.FAILS and bad["error"] == "TypeError: no such signature"
+    assert bad["printed"] == "half\n" and Path(bad["log"]).is_file()
+    hung = K.run_listing("import time\ntime.sleep(60)\n", tmp_path / "hung.py", timeout_s=2)
+    assert hung["outcome"] == K.TIMED_OUT
+
+
+def test_the_onnxruntime_genai_listing_runs_after_its_corrections(tmp_path, arts):
+    """Article 001 §4.2 on the installed onnxruntime-genai: each correction removes the error the
+    previous run printed, and the corrected code generates."""
+    c = next(c for c in K.load_commands() if c.id == "a001-4.2-onnxruntime-genai")
+    rec = K.run_command(c, tmp_path, model_dir=arts.onnx, fixes=True, timeout_s=120)
+    outcomes = [a["outcome"] for a in rec["attempts"]]
+    assert outcomes == [K.FAILS] * len(c.fixes) + [K.RUNS], [a["error"] for a in rec["attempts"]]
+    assert "compute_logits" in rec["attempts"][1]["error"] and "get_sequence" in rec["attempts"][2]["error"]
+    assert rec["attempts"][-1]["printed"].strip()

@@ -117,6 +117,13 @@ def test_deployment_results(smoke_run):
     for cid in ("a000-2.2-vllm-api-server", "a004-3.2-vllm-api-server"):
         assert cmds[cid]["outcome"] == "refused" and "131072" in cmds[cid]["reason"], cmds[cid]
     assert all(Path(a["log"]).is_file() for c in cmds.values() for a in c["attempts"])
+    # article 001's code listings, run as written on the embedded model: llama-cpp-python's streams
+    # an answer; onnxruntime-genai's is refused by the API it calls
+    assert cmds["a001-4.1-llama-cpp-python"]["outcome"] == "runs"
+    assert cmds["a001-4.1-llama-cpp-python"]["attempts"][0]["printed"].strip()
+    assert cmds["a001-4.2-onnxruntime-genai"]["outcome"] == "fails"
+    assert "og.Generator" not in cmds["a001-4.2-onnxruntime-genai"]["reason"]  # the error, not the code
+    assert cmds["a001-4.2-onnxruntime-genai"]["reason"].startswith("TypeError")
     # article 003's Gradio stack: every path measured >= 3 times on the same prompt ids, torn down
     g = s["gradio"]
     paths = {r["path"]: r for r in g["timings"]}

@@ -1,4 +1,4 @@
-"""The articles' deployment command lines, run as written (data/commands.yaml).
+"""The articles' deployment command lines and code listings, run as written (data/commands.yaml).
 
 Each command runs with only what this machine must change (the model id becomes a local replica
 folder of a registered architecture, the port a free one) and what a replica needs appended (random
@@ -6,6 +6,12 @@ weights, no tokenizer). It is *refused* when the process exits before serving (t
 kept), *serves* when its HTTP health check answers, *timed out* otherwise. When refused and the
 entry lists fixes, the next correction is applied and the command runs again, so the record shows
 every problem in turn and whether the corrected command serves. Logs are kept beside the records.
+
+A code listing (an entry with `code`) is the article's Python, its line breaks restored (the
+article's text lost them; a test holds the listing to the quote, whitespace aside), with only the
+model path substituted by one of the study's own artifacts. It *runs* when it exits 0 and *fails*
+otherwise (the error line is kept, with the start of what it printed); fixes replace parts of
+the code, one at a time, while it fails.
 
 A command whose program this machine lacks (docker without an engine) is recorded as not run,
 with the reason. Records are appended as they complete and a rerun skips the ones done.
@@ -23,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .backends.servers import free_port, python_module_argv
 from .errors import StudyError
@@ -31,12 +37,15 @@ from .paths import PROJECT_DATA_DIR
 
 COMMANDS_PATH = PROJECT_DATA_DIR / "commands.yaml"
 SERVES, REFUSED, TIMED_OUT, NOT_RUN = "serves", "refused", "timed out", "not run"
+RUNS, FAILS = "runs", "fails"  # a code listing: exit 0, or not
+#: the forms of a registered model a listing's model path can stand for (artifacts.prepare)
+LISTING_FORMS = ("gguf", "onnx")
 
 
 class Fix(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    replace: dict[str, str] = Field(default_factory=dict)  # argument (or part of one) -> corrected
+    replace: dict[str, str] = Field(default_factory=dict)  # argument (or part of one, or of the code) -> corrected
     remove: list[str] = Field(default_factory=list)  # consecutive arguments to drop
     why: str
 
@@ -50,14 +59,25 @@ class ArticleCommand(BaseModel):
     article: str
     section: str
     quote: str
-    argv: list[str]
+    argv: list[str] = Field(default_factory=list)
+    code: str | None = None  # a code listing: the article's Python with its line breaks restored
     claim: str
     model: str | None = None  # registered architecture whose replica stands in for the article's model
+    artifact: dict[str, str] | None = None  # a listing's model: {model: registry key, form: gguf | onnx}
     substitute: dict[str, str] = Field(default_factory=dict)  # literal -> "model" | "port"
     append: list[str] = Field(default_factory=list)  # "port" and "model" are substituted too
     fixes: list[Fix] = Field(default_factory=list)
     needs: str | None = None  # "docker-engine": a program this machine may not have
     why_not: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if bool(self.argv) == bool(self.code):
+            raise ValueError("give either argv (a command line) or code (a listing)")
+        if self.code and (not self.artifact or set(self.artifact) != {"model", "form"}
+                          or self.artifact["form"] not in LISTING_FORMS):
+            raise ValueError(f"a listing needs artifact: {{model: <registry key>, form: {' | '.join(LISTING_FORMS)}}}")
+        return self
 
 
 def load_commands(path: str | Path = COMMANDS_PATH) -> list[ArticleCommand]:
@@ -192,16 +212,64 @@ def run_once(argv: list[str], port: int, log_path: Path, timeout_s: float) -> di
             "error": error_line(text) if outcome != SERVES else "", "log": str(log_path)}
 
 
+def listing_code(cmd: ArticleCommand, fixes: list[Fix], model_path: Path | None) -> str:
+    """The listing's code with `fixes` applied and the model path substituted."""
+    code = apply_fixes([cmd.code or ""], fixes)[0]
+    for lit, what in cmd.substitute.items():
+        if what == "model":
+            code = code.replace(lit, str(model_path) if model_path else lit)
+    return code
+
+
+def run_listing(code: str, path: Path, timeout_s: float) -> dict[str, Any]:
+    """Write the listing to `path` and run it with this environment's Python, in its folder."""
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(code, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, path.name], cwd=path.parent, capture_output=True, text=True,
+                              errors="replace", env=env, stdin=subprocess.DEVNULL, timeout=timeout_s)
+        outcome, rc, out, err = (RUNS if proc.returncode == 0 else FAILS), proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as e:
+        outcome, rc = TIMED_OUT, None
+        out = (e.stdout or b"").decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = (e.stderr or b"").decode("utf-8", "replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+    log = path.with_suffix(".log")
+    log.write_text(f"$ python {path.name}\n--- stdout\n{out}\n--- stderr\n{err}", encoding="utf-8")
+    return {"outcome": outcome, "exit_code": rc, "seconds": time.perf_counter() - t0,
+            "error": error_line(err) if outcome == FAILS else "", "printed": out[:400], "log": str(log)}
+
+
+def _run_listing_chain(cmd: ArticleCommand, log_dir: Path, model_path: Path | None, fixes: bool,
+                       timeout_s: float) -> list[dict[str, Any]]:
+    attempts = []
+    chain = [[]] + ([cmd.fixes[:i + 1] for i in range(len(cmd.fixes))] if fixes else [])
+    for applied in chain:
+        code = listing_code(cmd, applied, model_path)
+        result = run_listing(code, log_dir / f"{cmd.id}-{len(applied)}.py", timeout_s)
+        attempts.append({"fixes": [f.why for f in applied], "written": apply_fixes([cmd.code or ""], applied),
+                         "ran": ["python", f"{cmd.id}-{len(applied)}.py"], **result})
+        if result["outcome"] != FAILS:
+            break
+    return attempts
+
+
 def run_command(cmd: ArticleCommand, log_dir: Path, *, model_dir: Path | None, fixes: bool = True,
                 timeout_s: float = 300) -> dict[str, Any]:
     """One command as written, then (while refused, when `fixes`) with each correction in turn:
-    a record with every attempt."""
+    a record with every attempt. For a listing, `model_dir` is the artifact its model path
+    stands for."""
     attempts = []
     if cmd.needs == "docker-engine" and not docker_engine_available():
         return {"key": f"command/{cmd.id}", "id": cmd.id, "article": cmd.article, "section": cmd.section,
                 "claim": cmd.claim, "quote": cmd.quote, "as_written": cmd.argv, "outcome": NOT_RUN,
                 "reason": cmd.why_not or "a program this machine lacks", "attempts": []}
-    chain = [[]] + ([cmd.fixes[:i + 1] for i in range(len(cmd.fixes))] if fixes else [])
+    if cmd.code:
+        attempts = _run_listing_chain(cmd, log_dir, model_dir, fixes, timeout_s)
+    chain = [] if cmd.code else [[]] + ([cmd.fixes[:i + 1] for i in range(len(cmd.fixes))] if fixes else [])
     for applied in chain:
         port = free_port()
         argv = resolve(cmd, apply_fixes(cmd.argv, applied), model_dir, port)
@@ -211,7 +279,8 @@ def run_command(cmd: ArticleCommand, log_dir: Path, *, model_dir: Path | None, f
         if result["outcome"] != REFUSED:
             break
     return {"key": f"command/{cmd.id}", "id": cmd.id, "article": cmd.article, "section": cmd.section,
-            "claim": cmd.claim, "quote": cmd.quote, "as_written": cmd.argv,
+            "claim": cmd.claim, "quote": cmd.quote, "as_written": cmd.code or cmd.argv,
+            "kind": "listing" if cmd.code else "command",
             "outcome": attempts[0]["outcome"], "reason": attempts[0]["error"],
             "fixed_outcome": attempts[-1]["outcome"] if len(attempts) > 1 else None,
             "attempts": attempts}
@@ -236,12 +305,21 @@ def run_all(results, ids: list[str] | None, *, fixes: bool, timeout_s: float = 3
     for c in tqdm(selected, desc="article commands", disable=not progress):
         key = f"command/{c.id}"
         if key not in done:
-            model_dir = hf_config_dir(c.model) if c.model else None
+            model_dir = listing_model(c) if c.code else hf_config_dir(c.model) if c.model else None
             done[key] = run_command(c, results.dir / "logs" / "commands", model_dir=model_dir,
                                     fixes=fixes, timeout_s=timeout_s)
             results.append(done[key])
         out.append(done[key])
     return out
+
+
+def listing_model(cmd: ArticleCommand) -> Path:
+    """The study's own artifact a listing's model path stands for (derived once, cached)."""
+    from .artifacts import prepare
+
+    form = cmd.artifact["form"]
+    arts = prepare(cmd.artifact["model"], formats=() if form == "gguf" else (form,), progress=False)
+    return arts.gguf if form == "gguf" else arts.onnx
 
 
 def outcome_rows(records: list[dict]) -> list[dict]:
@@ -253,5 +331,6 @@ def outcome_rows(records: list[dict]) -> list[dict]:
                          "why": r["reason"], "seconds": None})
         for i, a in enumerate(r["attempts"]):
             rows.append({"command": r["id"], "attempt": "as written" if i == 0 else f"fix {i}: {a['fixes'][-1]}",
-                         "outcome": a["outcome"], "why": a["error"], "seconds": round(a["seconds"], 1)})
+                         "outcome": a["outcome"], "why": a["error"], "seconds": round(a["seconds"], 1),
+                         "printed": " ".join((a.get("printed") or "").split())[:80] or None})
     return rows

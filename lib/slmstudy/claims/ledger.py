@@ -107,14 +107,17 @@ def coverage_rows(claims, verdicts: Mapping[str, C.Verdict], sections: Mapping[s
             counts = Counter(verdicts[c.id].verdict for c in cs)
             cmds = ran.get((article, s["section"]), [])
             counts.update(r["verdict"] for r in cmds)
+            gaps = []
+            if not cmds and (article, s["section"]) in listed_commands:
+                gaps.append("a command line (data/commands.yaml), not run in this run")
+            if s.get("pending"):
+                gaps.append(f"pending: {s['pending']}")
+            if s.get("none") and not (cs or cmds):
+                gaps.append(f"nothing checkable: {s['none']}")
             rows.append({"article": article, "section": s["section"], "title": s["title"],
                          "claims": len(cs), "commands run": len(cmds),
                          "verdicts": ", ".join(f"{counts[v]} {v}" for v in C.VERDICTS if counts[v]),
-                         "not covered": ("" if cmds and not cs else
-                                         "a command line (data/commands.yaml), not run in this run"
-                                         if not cs and (article, s["section"]) in listed_commands else
-                                         f"pending: {s['pending']}" if s.get("pending") else
-                                         f"nothing checkable: {s['none']}" if s.get("none") else "")})
+                         "not covered": "; ".join(gaps)})
     return rows
 
 

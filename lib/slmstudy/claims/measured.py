@@ -418,8 +418,8 @@ def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics:
 
 
 def command_verdicts(ev: Evidence) -> list[dict[str, Any]]:
-    """The articles' command lines judged by what they did here: serves as written → consistent;
-    refused → inconsistent (the error, and what the corrections needed); not run → not testable
+    """The articles' command lines and code listings judged by what they did here: serves (a
+    listing: runs) as written → consistent; refused (fails) → inconsistent (the error, and what the corrections needed); not run → not testable
     here (why). One row per command, the latest record when several sources ran it."""
     latest: dict[str, dict] = {}
     for rec in ev.commands:
@@ -427,13 +427,15 @@ def command_verdicts(ev: Evidence) -> list[dict[str, Any]]:
     rows = []
     for cid, rec in latest.items():
         attempts = rec.get("attempts") or []
-        if rec["outcome"] == "serves":
-            verdict, evidence = CONSISTENT, "serves as written"
+        if rec["outcome"] in ("serves", "runs"):
+            verdict, evidence = CONSISTENT, f"{rec['outcome']} as written"
+            if rec["outcome"] == "runs" and attempts and attempts[0].get("printed"):
+                evidence += f"; it printed {attempts[0]['printed'][:80]!r}…"
         elif rec["outcome"] == "not run":
             verdict, evidence = NOT_TESTABLE, rec.get("reason", "")
-        elif rec["outcome"] == "refused":
+        elif rec["outcome"] in ("refused", "fails"):
             verdict = INCONSISTENT
-            evidence = f"refused as written (exit {attempts[0].get('exit_code')}): {rec.get('reason', '')}"
+            evidence = f"{rec['outcome']} as written (exit {attempts[0].get('exit_code')}): {rec.get('reason', '')}"
             if len(attempts) > 1:
                 evidence += (f"; {len(attempts) - 1} correction(s) run: "
                              + "; ".join(f"{a['fixes'][-1]} → {a['outcome']}" for a in attempts[1:]))
