@@ -180,7 +180,8 @@ def test_a_listing_that_fails_as_written_is_inconsistent_and_its_section_keeps_w
     run = tmp_path / "runs" / "t"
     (run / "01_deployment").mkdir(parents=True)
     fails = {"id": "a001-4.2-onnxruntime-genai", "article": "001", "section": "4.2", "quote": "q", "claim": "c",
-             "kind": "listing", "outcome": "fails", "reason": "TypeError: __init__(): incompatible constructor arguments.",
+             "kind": "listing", "outcome": "fails",
+             "reason": "TypeError: __init__(): incompatible constructor arguments.",
              "fixed_outcome": "runs",
              "attempts": [{"fixes": [], "outcome": "fails", "exit_code": 1, "error": "TypeError", "seconds": 1},
                           {"fixes": ["Generator takes GeneratorParams"], "outcome": "runs", "exit_code": 0,
@@ -199,5 +200,6 @@ def test_a_listing_that_fails_as_written_is_inconsistent_and_its_section_keeps_w
     assert rows["a001-4.1-llama-cpp-python"]["verdict"] == C.CONSISTENT
     assert "春天" in rows["a001-4.1-llama-cpp-python"]["evidence"]
     claims, verdicts, _, _ = ledger.judge_ledger()
-    cov = {(r["article"], r["section"]): r for r in ledger.coverage_rows(claims, verdicts, commands=list(rows.values()))}
+    table = ledger.coverage_rows(claims, verdicts, commands=list(rows.values()))
+    cov = {(r["article"], r["section"]): r for r in table}
     assert cov[("001", "4.2")]["commands run"] == 1 and cov[("001", "4.2")]["not covered"].startswith("pending: ")

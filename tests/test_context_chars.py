@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 
@@ -12,7 +11,6 @@ import pytest
 from slmstudy import claims as C
 from slmstudy.claims import tokenizer as T
 from slmstudy.claims.ledger import arch_table
-
 from test_claims import make_claim
 
 

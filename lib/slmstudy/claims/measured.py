@@ -419,8 +419,9 @@ def judge(claim: Claim, ev: Evidence, hardware: Mapping[str, Hardware], physics:
 
 def command_verdicts(ev: Evidence) -> list[dict[str, Any]]:
     """The articles' command lines and code listings judged by what they did here: serves (a
-    listing: runs) as written → consistent; refused (fails) → inconsistent (the error, and what the corrections needed); not run → not testable
-    here (why). One row per command, the latest record when several sources ran it."""
+    listing: runs) as written → consistent; refused (fails) → inconsistent (the error, and what
+    the corrections needed); not run → not testable here (why). One row per command, the latest
+    record when several sources ran it."""
     latest: dict[str, dict] = {}
     for rec in ev.commands:
         latest[rec["id"]] = rec
