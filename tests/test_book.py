@@ -118,6 +118,12 @@ def test_front_page_answers_first_with_the_ledger_counts(claims_run):
     assert f"**{len(claims)} checkable claims**" in src
     for snap in results.snapshot_dirs():  # each committed speed snapshot, folded
         assert (f"<strong>Speed: {snap.name}</strong>" in src) == (snap / "02_speed" / "summary.json").is_file()
+        scored = [json.loads((snap / sec / "summary.json").read_text()).get("rows") or []
+                  for sec in ("03_chinese_quality", "04_math", "05_code") if (snap / sec / "summary.json").is_file()]
+        if any(scored):  # each committed quality snapshot, folded, with its rows and items counted
+            rows = [r for rs in scored for r in rs]
+            assert (f"<strong>Quality: {snap.name}</strong>" in src
+                    and f"{len(rows)} rows, {sum(r['n'] for r in rows):,} items scored" in src), snap.name
     html = index.read_text(encoding="utf-8")
     assert "decode tok/s" in html and "of roofline" in html and "Figure 1" in html
     # Gemma's terms travel with the book, as their text (the saved web page would load Google's fonts)

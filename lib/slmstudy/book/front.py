@@ -163,6 +163,19 @@ def quality_table(ctx: Context, src: Source) -> str:
                   "record"], out)
 
 
+def snapshot_quality(ctx: Context, src: Source) -> str:
+    """A committed snapshot's quality rows folded into one line a reader opens (as its speed
+    table is): how many rows, on which hardware, and how many items they scored."""
+    rows = quality_rows(src)
+    if not rows:
+        return ""
+    items = sum(int(r["n"]) for r in rows if r.get("n") is not None)
+    models = sorted({str(r["target"]).split("/")[0] for r in rows})
+    return (f'<details class="slm-snapshot">\n<summary><strong>Quality: {src.name}</strong> — '
+            f"{html.escape(src.hardware)}: {len(rows)} rows, {items:,} items scored, "
+            f"{html.escape(', '.join(models))}</summary>\n\n" + quality_table(ctx, src) + "\n\n</details>")
+
+
 def score_claims_table(ctx: Context) -> str:
     from ..claims.vocabulary import SCORE_METRICS
 
@@ -294,6 +307,10 @@ def index_page(ctx: Context, docs: list[str]) -> str:
               f"What the models that do run here score ({ctx.run.name}); sections 03–05 say which "
               "reference protocol each task follows:", "", quality_table(ctx, ctx.run)
               or "*(this run has no quality sections)*\n", ""]
+    folded = [t for t in (snapshot_quality(ctx, s) for s in ctx.snapshots) if t]
+    if folded:
+        lines += ["The committed GPU snapshots scored the same tasks on every item of each benchmark "
+                  "(open a line for its table):", ""] + [x for t in folded for x in (t, "")]
     if len(figs) > 2:
         lines += [figs[2], ""]
     lines += ["## The sections", "", _sections_list(ctx), "",
